@@ -1,0 +1,362 @@
+"""In-process llama.cpp (llama-cpp-python) runtime for GGUF models.
+
+Prompts are rendered with the model's own chat template; tool calls and JSON output are decoded
+under a GBNF grammar built from the JSON schemas, so every call parses, names a bound tool and
+satisfies its schema. One loaded model is shared per process (keyed by file and load options)
+behind a lock; successive steps that repeat a prefix (system prompt and tools) reuse its
+evaluated KV cache instead of evaluating it again.
+"""
+
+from __future__ import annotations
+
+import codecs
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import GenerationError, GenerationTimeout, InvalidRequest, missing_extra
+from ..models import ModelInfo, info_from_metadata, resolve_model_path
+from ..toolcalls import ToolCallStreamParser, json_grammar, parse_tool_calls, tool_call_grammar
+from ..types import Completion, Message, StreamChunk, Usage
+from ._prompt import ChatTemplate
+from .base import BaseRuntime, Request, prepare_request
+
+__all__ = ["LlamaCppRuntime", "loaded_models"]
+
+
+@dataclass
+class _LoadedModel:
+    llm: Any
+    lock: threading.Lock
+    info: ModelInfo
+    template: ChatTemplate
+    add_bos: bool
+    bos_text: str
+    n_vocab: int
+
+
+_models: dict[tuple[Any, ...], _LoadedModel] = {}
+_models_lock = threading.Lock()
+
+
+def loaded_models() -> list[ModelInfo]:
+    """The models this process has loaded (each loaded once, shared by every runtime)."""
+    with _models_lock:
+        return [m.info for m in _models.values()]
+
+
+def _load(path: Path, options: dict[str, Any], chat_template: str | None) -> _LoadedModel:
+    key = (str(path.resolve()), tuple(sorted(options.items())))
+    with _models_lock:
+        found = _models.get(key)
+        if found is not None:
+            return found
+        try:
+            from llama_cpp import Llama
+        except ImportError as e:
+            raise missing_extra("llama-cpp-python", "llamacpp") from e
+        try:
+            llm = Llama(model_path=str(path), **options)
+        except (ValueError, RuntimeError) as e:
+            raise GenerationError(
+                f"llama.cpp could not load {path}: {e}. Check that it is a GGUF file this llama-cpp-python supports."
+            ) from e
+        metadata = dict(llm.metadata)
+        bos_id, eos_id = llm.token_bos(), llm.token_eos()
+        bos_text = llm._model.token_get_text(bos_id) if bos_id >= 0 else ""
+        eos_text = llm._model.token_get_text(eos_id) if eos_id >= 0 else ""
+        source = chat_template or metadata.get("tokenizer.chat_template")
+        loaded = _LoadedModel(
+            llm=llm,
+            lock=threading.Lock(),
+            info=info_from_metadata(path, metadata),
+            template=ChatTemplate(source, bos_text, eos_text),
+            add_bos=bool(llm._model.add_bos_token()),
+            bos_text=bos_text,
+            n_vocab=llm.n_vocab(),
+        )
+        _models[key] = loaded
+        return loaded
+
+
+class LlamaCppRuntime(BaseRuntime):
+    """A GGUF model run in-process by llama-cpp-python.
+
+    Args:
+        model_path: Any GGUF file; the packaged SmolLM2-135M-Instruct Q4_1 when None.
+        n_ctx: Context length to allocate.
+        n_threads: CPU threads for decoding (default: every core).
+        n_batch: Prompt-evaluation batch size.
+        n_gpu_layers: Layers to offload when llama.cpp was built with a GPU backend.
+        chat_template: A Jinja template to use instead of the one in the GGUF.
+        temperature: Default sampling temperature (0 is greedy; overridable per call).
+        top_p: Default nucleus sampling.
+        top_k: Default top-k.
+        min_p: Default min-p.
+        repeat_penalty: Default repetition penalty (1.0 is off).
+        max_tokens: Default cap on generated tokens.
+        seed: Default sampling seed.
+        timeout: Default limit, in seconds, on one call's generation; None for none.
+        **llama_kwargs: Passed to ``llama_cpp.Llama`` (part of the model-sharing key).
+
+    Example:
+        >>> rt = LlamaCppRuntime()  # doctest: +SKIP
+        >>> tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+        ...     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+        >>> c = rt.complete([{"role": "user", "content": "Weather in Paris?"}], tools, "required")  # doctest: +SKIP
+        >>> c.parsed_tool_calls()[0]["name"]  # doctest: +SKIP
+        'get_weather'
+    """
+
+    name = "llamacpp"
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        *,
+        n_ctx: int = 4096,
+        n_threads: int | None = None,
+        n_batch: int = 512,
+        n_gpu_layers: int = 0,
+        chat_template: str | None = None,
+        temperature: float = 0.0,
+        top_p: float = 0.95,
+        top_k: int = 40,
+        min_p: float = 0.05,
+        repeat_penalty: float = 1.0,
+        max_tokens: int = 512,
+        seed: int | None = None,
+        timeout: float | None = None,
+        **llama_kwargs: Any,
+    ):
+        self.model_path = resolve_model_path(model_path)
+        self.defaults: dict[str, Any] = {
+            "temperature": temperature,
+            "top_p": top_p,
+            "top_k": top_k,
+            "min_p": min_p,
+            "repeat_penalty": repeat_penalty,
+            "max_tokens": max_tokens,
+            "seed": seed,
+            "timeout": timeout,
+        }
+        options = {
+            "n_ctx": n_ctx,
+            "n_threads": n_threads or os.cpu_count() or 1,
+            "n_batch": n_batch,
+            "n_gpu_layers": n_gpu_layers,
+            "verbose": False,
+            **llama_kwargs,
+        }
+        self._loaded = _load(self.model_path, options, chat_template)
+
+    # -- facts --------------------------------------------------------------------------------
+    @property
+    def model_name(self) -> str:
+        return self.model_path.name
+
+    @property
+    def info(self) -> ModelInfo:
+        """What the GGUF says about the model (context length, quantization, template...)."""
+        return self._loaded.info
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self._loaded.llm.n_ctx())
+
+    @property
+    def llama(self) -> Any:
+        """The shared ``llama_cpp.Llama`` (take :attr:`lock` before using it directly)."""
+        return self._loaded.llm
+
+    @property
+    def lock(self) -> threading.Lock:
+        return self._loaded.lock
+
+    def render_prompt(
+        self, messages: list[Message], tools: list[dict] | None = None, tool_choice: Any = None
+    ) -> str:
+        """The exact prompt text the model would see for this request."""
+        req = prepare_request(messages, tools, tool_choice, {})
+        return self._loaded.template.render(req.messages, req.tools, req.choice)
+
+    def count_tokens(self, text: str) -> int:
+        """Number of tokens ``text`` takes for this model."""
+        return len(self._tokenize(text))
+
+    # -- generation ---------------------------------------------------------------------------
+    def stream(
+        self, messages: list[Message], tools: list[dict] | None = None, tool_choice: Any = None, **sampling: Any
+    ) -> Iterator[StreamChunk]:
+        """Generate, yielding text and tool-call deltas; the last chunk holds the Completion."""
+        req = prepare_request(messages, tools, tool_choice, sampling)
+        return self._generate(req)
+
+    def _tokenize(self, text: str) -> list[int]:
+        loaded = self._loaded
+        add_bos = loaded.add_bos and not (loaded.bos_text and text.startswith(loaded.bos_text))
+        return loaded.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def _grammar_for(self, req: Request) -> tuple[str | None, bool]:
+        """The grammar to decode under, and whether the output may hold tool calls."""
+        fmt = req.sampling.get("response_format") or {}
+        with_tools = req.choice.mode != "none" and bool(req.tools)
+        if with_tools:
+            if fmt.get("type") in ("json_object", "json_schema"):
+                raise InvalidRequest("response_format JSON cannot be combined with tools here; pass tool_choice='none'")
+            # Small models asked for "one or more" calls tend to repeat the same call, so several
+            # calls per answer need an explicit parallel_tool_calls=True.
+            parallel = bool(req.sampling.get("parallel_tool_calls", False))
+            return tool_call_grammar(req.tools, req.choice, parallel=parallel), True
+        if fmt.get("type") == "json_object":
+            return json_grammar(), False
+        if fmt.get("type") == "json_schema":
+            return json_grammar(fmt["json_schema"]["schema"]), False
+        return None, False
+
+    def _generate(self, req: Request) -> Iterator[StreamChunk]:
+        start = time.perf_counter()
+        opts = {**self.defaults, **req.sampling}
+        loaded = self._loaded
+        llm = loaded.llm
+        prompt = loaded.template.render(req.messages, req.tools, req.choice)
+        grammar_text, with_tools = self._grammar_for(req)
+        tokens = self._tokenize(prompt)
+        n_ctx = llm.n_ctx()
+        if len(tokens) >= n_ctx:
+            raise InvalidRequest(
+                f"the prompt takes {len(tokens)} tokens but the context holds {n_ctx}; "
+                "raise n_ctx= on the runtime or shorten the conversation"
+            )
+        max_tokens = min(int(opts["max_tokens"] or n_ctx), n_ctx - len(tokens))
+        stops = [opts["stop"]] if isinstance(opts.get("stop"), str) else list(opts.get("stop") or [])
+        hold = max((len(s) for s in stops), default=1) - 1
+        deadline = start + opts["timeout"] if opts.get("timeout") else None
+
+        grammar = None
+        if grammar_text is not None:
+            from llama_cpp import LlamaGrammar
+
+            grammar = LlamaGrammar.from_string(grammar_text, verbose=False)
+        import llama_cpp
+
+        text = ""
+        emitted = 0
+        logprobs: list[float] = []
+        n_out = 0
+        ttft: float | None = None
+        finish = "stop"
+        parser = ToolCallStreamParser() if with_tools else None
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+        with loaded.lock:
+            if opts.get("seed") is not None:
+                llm.set_seed(int(opts["seed"]))
+            gen = llm.generate(
+                tokens,
+                temp=float(opts["temperature"]),
+                top_p=float(opts["top_p"]),
+                top_k=int(opts["top_k"]),
+                min_p=float(opts["min_p"]),
+                repeat_penalty=float(opts["repeat_penalty"]),
+                frequency_penalty=float(opts.get("frequency_penalty", 0.0)),
+                presence_penalty=float(opts.get("presence_penalty", 0.0)),
+                grammar=grammar,
+            )
+            ctx = llm._ctx.ctx
+            vocab = llm._model.vocab
+            try:
+                for token in gen:
+                    if ttft is None:
+                        ttft = (time.perf_counter() - start) * 1000
+                    if llama_cpp.llama_vocab_is_eog(vocab, token):
+                        break
+                    if with_tools:
+                        logprobs.append(self._token_logprob(llama_cpp, ctx, token))
+                    n_out += 1
+                    text += decoder.decode(llm._model.detokenize([token]))
+                    cut = _find_stop(text, stops, emitted)
+                    if cut is not None:
+                        text = text[:cut]
+                        break
+                    safe = max(emitted, len(text) - hold)
+                    if safe > emitted:
+                        yield from self._emit(text[emitted:safe], parser)
+                        emitted = safe
+                    if n_out >= max_tokens:
+                        finish = "length"
+                        break
+                    if deadline is not None and time.perf_counter() > deadline:
+                        raise GenerationTimeout(
+                            f"generation passed its {opts['timeout']}s timeout after {n_out} tokens; "
+                            "raise timeout= or lower max_tokens="
+                        )
+            finally:
+                gen.close()
+        text += decoder.decode(b"", final=True)
+        if len(text) > emitted:
+            yield from self._emit(text[emitted:], parser)
+
+        message: dict[str, Any] = {"role": "assistant", "content": text}
+        invalid: list[dict[str, Any]] = []
+        confidence = None
+        if with_tools and text.lstrip().startswith("<tool_call>"):
+            valid, invalid = parse_tool_calls(text, req.tools, ids=parser.ids if parser else None)
+            message["content"] = None
+            if valid:
+                message["tool_calls"] = valid
+                if finish != "length":
+                    finish = "tool_calls"
+            confidence = _confidence(logprobs)
+        completion = Completion(
+            message=message,
+            finish_reason=finish,
+            usage=Usage(len(tokens), n_out),
+            latency_ms=(time.perf_counter() - start) * 1000,
+            ttft_ms=ttft,
+            confidence=confidence,
+            model=self.model_name,
+            runtime=self.name,
+            invalid_tool_calls=invalid,
+        )
+        yield StreamChunk(finish_reason=finish, completion=completion)
+
+    def _token_logprob(self, llama_cpp: Any, ctx: Any, token: int) -> float:
+        import numpy as np
+
+        ptr = llama_cpp.llama_get_logits_ith(ctx, -1)
+        logits = np.ctypeslib.as_array(ptr, shape=(self._loaded.n_vocab,))
+        top = float(logits.max())
+        lse = top + math.log(float(np.exp(logits - top).sum()))
+        return float(logits[token]) - lse
+
+    @staticmethod
+    def _emit(piece: str, parser: ToolCallStreamParser | None) -> Iterator[StreamChunk]:
+        if not piece:
+            return
+        if parser is None:
+            yield StreamChunk(content=piece)
+            return
+        content, deltas = parser.feed(piece)
+        if content or deltas:
+            yield StreamChunk(content=content, tool_calls=deltas)
+
+
+def _find_stop(text: str, stops: list[str], emitted: int) -> int | None:
+    if not stops:
+        return None
+    start = max(0, emitted - max(len(s) for s in stops))
+    hits = [i for i in (text.find(s, start) for s in stops if s) if i >= 0]
+    return min(hits) if hits else None
+
+
+def _confidence(logprobs: list[float]) -> float | None:
+    """Geometric-mean probability of the generated tokens."""
+    if not logprobs:
+        return None
+    return math.exp(sum(logprobs) / len(logprobs))

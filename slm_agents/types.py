@@ -1,0 +1,143 @@
+"""The values runtimes return: a :class:`Completion`, and :class:`StreamChunk` while streaming.
+
+Messages, tools and tool calls are OpenAI chat-format dicts everywhere in the core; these classes
+only wrap what a model call produced.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["Usage", "Completion", "ToolCallDelta", "StreamChunk"]
+
+Message = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts of one model call.
+
+    Example:
+        >>> Usage(input_tokens=12, output_tokens=3).total_tokens
+        15
+    """
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def to_dict(self) -> dict[str, int]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
+
+@dataclass(slots=True)
+class Completion:
+    """The result of one model call.
+
+    Attributes:
+        message: The assistant message in OpenAI format: ``role``, ``content`` (str or None) and,
+            when the model called tools, ``tool_calls`` (each ``{"id", "type": "function",
+            "function": {"name", "arguments": <JSON string>}}``).
+        finish_reason: ``"stop"``, ``"tool_calls"`` or ``"length"``.
+        usage: Input and output tokens.
+        latency_ms: Wall time of the whole call.
+        ttft_ms: Time to the first generated token (None when unknown).
+        confidence: For tool calls, the geometric-mean probability the model gave the tokens of
+            the calls (from token log-probabilities); None when there were no tool calls or the
+            runtime cannot tell.
+        model: The model that answered (resolved name or file).
+        runtime: The runtime that ran it (``"llamacpp"``, ``"openai"``, ...).
+        invalid_tool_calls: Calls the model began but that do not parse or validate, each
+            ``{"id", "name", "arguments", "error"}``. Empty when every call is valid.
+
+    Example:
+        >>> c = Completion(message={"role": "assistant", "content": "hi"}, finish_reason="stop")
+        >>> c.content
+        'hi'
+    """
+
+    message: Message
+    finish_reason: str = "stop"
+    usage: Usage = field(default_factory=Usage)
+    latency_ms: float = 0.0
+    ttft_ms: float | None = None
+    confidence: float | None = None
+    model: str = ""
+    runtime: str = ""
+    invalid_tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def content(self) -> str:
+        """The text of the answer ('' when the model only called tools)."""
+        return self.message.get("content") or ""
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """The tool calls, in OpenAI format (arguments as a JSON string)."""
+        return self.message.get("tool_calls") or []
+
+    def parsed_tool_calls(self) -> list[dict[str, Any]]:
+        """The tool calls as ``{"id", "name", "arguments": dict}``."""
+        return [
+            {
+                "id": call["id"],
+                "name": call["function"]["name"],
+                "arguments": json.loads(call["function"]["arguments"] or "{}"),
+            }
+            for call in self.tool_calls
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
+        return {
+            "message": self.message,
+            "finish_reason": self.finish_reason,
+            "usage": self.usage.to_dict(),
+            "latency_ms": self.latency_ms,
+            "ttft_ms": self.ttft_ms,
+            "confidence": self.confidence,
+            "model": self.model,
+            "runtime": self.runtime,
+            "invalid_tool_calls": self.invalid_tool_calls,
+        }
+
+
+@dataclass(slots=True)
+class ToolCallDelta:
+    """A piece of a tool call while streaming, as in OpenAI's ``delta.tool_calls``.
+
+    ``id`` and ``name`` arrive once, in the first delta of a call; ``arguments`` is a fragment of
+    the JSON arguments string, to be concatenated in order for the same ``index``.
+    """
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(slots=True)
+class StreamChunk:
+    """One streamed piece of a completion.
+
+    Attributes:
+        content: Text delta ('' when this chunk carries none).
+        tool_calls: Tool-call deltas.
+        finish_reason: Set on the last chunk.
+        completion: Set on the last chunk only: the whole :class:`Completion`, with usage,
+            latency and confidence, assembled from the stream.
+    """
+
+    content: str = ""
+    tool_calls: list[ToolCallDelta] = field(default_factory=list)
+    finish_reason: str | None = None
+    completion: Completion | None = None
