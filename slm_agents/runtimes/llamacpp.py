@@ -105,11 +105,11 @@ class LlamaCppRuntime(BaseRuntime):
         **llama_kwargs: Passed to ``llama_cpp.Llama`` (part of the model-sharing key).
 
     Example:
-        >>> rt = LlamaCppRuntime()  # doctest: +SKIP
+        >>> rt = LlamaCppRuntime()
         >>> tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
         ...     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
-        >>> c = rt.complete([{"role": "user", "content": "Weather in Paris?"}], tools, "required")  # doctest: +SKIP
-        >>> c.parsed_tool_calls()[0]["name"]  # doctest: +SKIP
+        >>> c = rt.complete([{"role": "user", "content": "Weather in Paris?"}], tools, "required")
+        >>> c.parsed_tool_calls()[0]["name"]
         'get_weather'
     """
 

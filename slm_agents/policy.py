@@ -1,0 +1,220 @@
+"""Where a step runs (SLM or LLM), whether the SLM's answer is good enough, and why not.
+
+The faces (LangChain router, middleware, LangGraph node, LlamaIndex router) all ask one
+:class:`EscalationPolicy`; none re-implements these rules.
+
+Example:
+    >>> from slm_agents.types import Completion
+    >>> policy = EscalationPolicy(confidence_threshold=0.5)
+    >>> tools = [{"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}]
+    >>> policy.route([{"role": "user", "content": "1+1"}], tools).route
+    'slm'
+    >>> c = Completion(message={"role": "assistant", "content": None, "tool_calls": [
+    ...     {"id": "c1", "type": "function", "function": {"name": "add", "arguments": "{}"}}]},
+    ...     confidence=0.2)
+    >>> policy.check(c, tools, "auto").reason
+    'low_confidence'
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import GenerationTimeout, InvalidRequest
+from .toolcalls import normalize_tool_choice, normalize_tools, validate_tool_call
+from .types import Completion, Message
+
+__all__ = ["EscalationPolicy", "RouteDecision", "Verdict", "REASONS"]
+
+#: Every reason a step escalates, and what it means.
+REASONS: dict[str, str] = {
+    "unknown_tool": "the SLM called a tool that is not bound",
+    "invalid_arguments": "the SLM's arguments fail the tool's JSON schema",
+    "malformed": "the SLM's tool call does not parse",
+    "no_tool_call": "tool_choice required a call and the SLM made none",
+    "empty": "the SLM returned neither text nor a tool call",
+    "truncated": "the SLM hit max_tokens before finishing",
+    "low_confidence": "the SLM's confidence is under the threshold",
+    "error": "the SLM raised an error",
+    "timeout": "the SLM did not answer in time",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDecision:
+    """Where a step goes first: ``"slm"`` or ``"llm"``, and the rule that decided it."""
+
+    route: str
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """Whether an SLM answer is accepted; when not, the reason (a key of :data:`REASONS`)."""
+
+    ok: bool
+    reason: str | None = None
+    detail: str = ""
+
+    @property
+    def escalate(self) -> bool:
+        return not self.ok
+
+
+@dataclass
+class EscalationPolicy:
+    """The rules for SLM-first routing and escalation.
+
+    Args:
+        confidence_threshold: Tool calls whose confidence is under this escalate (None: never).
+        task_thresholds: Per-task thresholds that override ``confidence_threshold``; written by
+            ``slm-agents calibrate``.
+        slm_tasks: If set, only these tasks (agent node names / labels) try the SLM first.
+        llm_tasks: These tasks always go to the LLM.
+        tool_steps_only: Only steps with tools bound try the SLM (the default: free-form
+            answers stay on the LLM).
+        max_tools: Steps with more tools than this go to the LLM.
+        max_depth: Conversations with more messages than this go to the LLM.
+        accept_text: Accept a plain-text answer when tools were bound with ``tool_choice="auto"``.
+        accept_truncated: Accept an answer cut off by ``max_tokens``.
+
+    Example:
+        >>> p = EscalationPolicy(llm_tasks={"researcher"})
+        >>> p.route([{"role": "user", "content": "hi"}], [{"name": "f"}], task="researcher").rule
+        'llm_tasks'
+    """
+
+    confidence_threshold: float | None = None
+    task_thresholds: dict[str, float] = field(default_factory=dict)
+    slm_tasks: set[str] | None = None
+    llm_tasks: set[str] = field(default_factory=set)
+    tool_steps_only: bool = True
+    max_tools: int | None = None
+    max_depth: int | None = None
+    accept_text: bool = True
+    accept_truncated: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("confidence_threshold",):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise InvalidRequest(f"{name} must be between 0 and 1, got {value}")
+        for task, value in self.task_thresholds.items():
+            if not 0.0 <= value <= 1.0:
+                raise InvalidRequest(f"threshold for task {task!r} must be between 0 and 1, got {value}")
+        if self.slm_tasks is not None:
+            self.slm_tasks = set(self.slm_tasks)
+        self.llm_tasks = set(self.llm_tasks)
+
+    # -- routing ------------------------------------------------------------------------------
+    def route(self, messages: list[Message], tools: list[dict] | None, *, task: str | None = None) -> RouteDecision:
+        """Where this step goes first."""
+        if task is not None and task in self.llm_tasks:
+            return RouteDecision("llm", "llm_tasks")
+        if self.slm_tasks is not None and task not in self.slm_tasks:
+            return RouteDecision("llm", "slm_tasks")
+        if self.tool_steps_only and not tools:
+            return RouteDecision("llm", "no_tools")
+        if self.max_tools is not None and len(tools or []) > self.max_tools:
+            return RouteDecision("llm", "max_tools")
+        if self.max_depth is not None and len(messages) > self.max_depth:
+            return RouteDecision("llm", "max_depth")
+        return RouteDecision("slm", "default")
+
+    def threshold_for(self, task: str | None) -> float | None:
+        """The confidence threshold that applies to ``task``."""
+        if task is not None and task in self.task_thresholds:
+            return self.task_thresholds[task]
+        return self.confidence_threshold
+
+    # -- checking -----------------------------------------------------------------------------
+    def check(
+        self,
+        result: Completion | BaseException,
+        tools: list[dict] | None,
+        tool_choice: Any = None,
+        *,
+        task: str | None = None,
+    ) -> Verdict:
+        """Judge an SLM answer (or the exception it raised)."""
+        if isinstance(result, BaseException):
+            if isinstance(result, (GenerationTimeout, TimeoutError)):
+                return Verdict(False, "timeout", type(result).__name__)
+            return Verdict(False, "error", f"{type(result).__name__}: {result}")
+        norm = normalize_tools(tools)
+        choice = normalize_tool_choice(tool_choice, norm)
+        if result.invalid_tool_calls:
+            first = result.invalid_tool_calls[0]
+            error = str(first.get("error", ""))
+            if first.get("name") is not None and first.get("name") not in {t["function"]["name"] for t in norm}:
+                return Verdict(False, "unknown_tool", error)
+            if "not valid JSON" in error or "must be a JSON object" in error or first.get("name") is None:
+                return Verdict(False, "malformed", error)
+            return Verdict(False, "invalid_arguments", error)
+        if result.finish_reason == "length" and not self.accept_truncated:
+            return Verdict(False, "truncated", "finish_reason=length")
+        calls = result.tool_calls
+        for call in calls:
+            fn = call.get("function", {})
+            problems = validate_tool_call(fn.get("name"), fn.get("arguments", "{}"), norm)
+            if problems:
+                reason = "unknown_tool" if problems[0].startswith("unknown tool") else "invalid_arguments"
+                return Verdict(False, reason, "; ".join(problems))
+            if choice.name and fn.get("name") != choice.name:
+                return Verdict(False, "unknown_tool", f"tool_choice requires {choice.name!r}")
+        if not calls:
+            if choice.mode == "required":
+                return Verdict(False, "no_tool_call", f"tool_choice={tool_choice!r}")
+            if not result.content.strip():
+                return Verdict(False, "empty", "")
+            if norm and choice.mode == "auto" and not self.accept_text:
+                return Verdict(False, "no_tool_call", "accept_text=False")
+            return Verdict(True)
+        threshold = self.threshold_for(task)
+        if threshold is not None and result.confidence is not None and result.confidence < threshold:
+            return Verdict(False, "low_confidence", f"{result.confidence:.3f} < {threshold:.3f}")
+        return Verdict(True)
+
+    # -- persistence --------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "confidence_threshold": self.confidence_threshold,
+            "task_thresholds": dict(self.task_thresholds),
+            "slm_tasks": sorted(self.slm_tasks) if self.slm_tasks is not None else None,
+            "llm_tasks": sorted(self.llm_tasks),
+            "tool_steps_only": self.tool_steps_only,
+            "max_tools": self.max_tools,
+            "max_depth": self.max_depth,
+            "accept_text": self.accept_text,
+            "accept_truncated": self.accept_truncated,
+        }
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the policy as JSON (``slm-agents calibrate`` writes thresholds this way)."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> EscalationPolicy:
+        """Read a policy written by :meth:`save` or ``slm-agents calibrate``."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise InvalidRequest(f"cannot read policy file {path}: {e}") from e
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if known.get("slm_tasks") is not None:
+            known["slm_tasks"] = set(known["slm_tasks"])
+        known["llm_tasks"] = set(known.get("llm_tasks") or [])
+        return cls(**known)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> EscalationPolicy:
+        """The policy in ``SLM_AGENTS_POLICY`` (a JSON file) if set, else the defaults."""
+        path = os.environ.get("SLM_AGENTS_POLICY")
+        policy = cls.load(path) if path else cls()
+        for key, value in overrides.items():
+            setattr(policy, key, value)
+        return policy

@@ -1,0 +1,148 @@
+"""The SLM-first step, shared by every face: route, try the SLM, judge, escalate, report.
+
+A face supplies two callables, one that runs the SLM (returning a :class:`Completion`) and one that
+runs the LLM (returning whatever its framework returns); :func:`run_routed` and
+:func:`arun_routed` decide which run and why.
+
+Example:
+    >>> from slm_agents.runtimes.fake import FakeRuntime
+    >>> slm = FakeRuntime(responses=[{"tool_calls": [{"name": "nope", "arguments": {}}]}])
+    >>> tools = [{"name": "add", "parameters": {"type": "object"}}]
+    >>> msgs = [{"role": "user", "content": "2+2"}]
+    >>> out = run_routed(EscalationPolicy(), msgs, tools, "auto",
+    ...                  slm=lambda: slm.complete(msgs, tools), llm=lambda: "LLM answer")
+    >>> out.route, out.reason, out.result
+    ('llm', 'unknown_tool', 'LLM answer')
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from .policy import EscalationPolicy, Verdict
+from .types import Completion, Message
+
+__all__ = ["Routed", "run_routed", "arun_routed"]
+
+T = TypeVar("T")
+
+
+@dataclass
+class Routed(Generic[T]):
+    """The outcome of one routed step.
+
+    Attributes:
+        route: ``"slm"`` (the SLM's answer was used), ``"llm"`` (the LLM answered, first or after
+            escalation) or ``"shadow"`` (both ran; the LLM's answer was used).
+        reason: Why the LLM answered: an escalation reason (see :data:`slm_agents.policy.REASONS`),
+            a routing rule prefixed ``route:``, or ``"shadow"``; None when the SLM's answer was used.
+        result: The answer used: the SLM's :class:`Completion` or the LLM's own result.
+        slm: The SLM's completion, when the SLM ran and answered.
+        slm_error: The exception the SLM raised, if any.
+        verdict: The policy's verdict on the SLM answer (None when the SLM did not run).
+        slm_ms: Time spent in the SLM.
+    """
+
+    route: str
+    reason: str | None
+    result: Any
+    slm: Completion | None = None
+    slm_error: BaseException | None = None
+    verdict: Verdict | None = None
+    slm_ms: float = 0.0
+
+    @property
+    def escalated(self) -> bool:
+        """True when the SLM ran, failed the policy, and the LLM answered instead."""
+        return self.route == "llm" and self.verdict is not None and not self.verdict.ok
+
+
+def _try_slm(slm: Callable[[], Completion]) -> tuple[Completion | None, BaseException | None, float]:
+    start = time.perf_counter()
+    try:
+        return slm(), None, (time.perf_counter() - start) * 1000
+    except Exception as e:  # judged by the policy as "error"/"timeout"
+        return None, e, (time.perf_counter() - start) * 1000
+
+
+def run_routed(
+    policy: EscalationPolicy,
+    messages: list[Message],
+    tools: list[dict] | None,
+    tool_choice: Any,
+    *,
+    slm: Callable[[], Completion],
+    llm: Callable[[], T] | None,
+    task: str | None = None,
+    shadow: bool = False,
+) -> Routed[T]:
+    """Run one step SLM-first under ``policy``.
+
+    Args:
+        policy: The routing and escalation rules.
+        messages: The request's messages (OpenAI format), for routing rules.
+        tools: The bound tools (any spelling :func:`~slm_agents.toolcalls.normalize_tools` reads).
+        tool_choice: The request's tool_choice.
+        slm: Runs the SLM; returns a Completion.
+        llm: Runs the LLM; None when no LLM is configured (the SLM's answer is then kept and the
+            outcome says the step needed escalation).
+        task: The step's task label (agent node name), for per-task rules and thresholds.
+        shadow: Run both; use the LLM's answer; keep the SLM's for comparison.
+    """
+    if shadow and llm is not None:
+        completion, error, ms = _try_slm(slm)
+        verdict = policy.check(error or completion, tools, tool_choice, task=task)  # type: ignore[arg-type]
+        return Routed("shadow", "shadow", llm(), completion, error, verdict, ms)
+    decision = policy.route(messages, tools, task=task)
+    if decision.route == "llm" and llm is not None:
+        return Routed("llm", f"route:{decision.rule}", llm())
+    completion, error, ms = _try_slm(slm)
+    verdict = policy.check(error or completion, tools, tool_choice, task=task)  # type: ignore[arg-type]
+    if verdict.ok:
+        return Routed("slm", None, completion, completion, None, verdict, ms)
+    if llm is None:
+        if error is not None:
+            raise error
+        return Routed("slm", verdict.reason, completion, completion, None, verdict, ms)
+    return Routed("llm", verdict.reason, llm(), completion, error, verdict, ms)
+
+
+async def arun_routed(
+    policy: EscalationPolicy,
+    messages: list[Message],
+    tools: list[dict] | None,
+    tool_choice: Any,
+    *,
+    slm: Callable[[], Awaitable[Completion]],
+    llm: Callable[[], Awaitable[T]] | None,
+    task: str | None = None,
+    shadow: bool = False,
+) -> Routed[T]:
+    """Async twin of :func:`run_routed`; ``slm`` and ``llm`` return awaitables."""
+
+    async def try_slm() -> tuple[Completion | None, BaseException | None, float]:
+        start = time.perf_counter()
+        try:
+            return await slm(), None, (time.perf_counter() - start) * 1000
+        except Exception as e:
+            return None, e, (time.perf_counter() - start) * 1000
+
+    if shadow and llm is not None:
+        completion, error, ms = await try_slm()
+        verdict = policy.check(error or completion, tools, tool_choice, task=task)  # type: ignore[arg-type]
+        return Routed("shadow", "shadow", await llm(), completion, error, verdict, ms)
+    decision = policy.route(messages, tools, task=task)
+    if decision.route == "llm" and llm is not None:
+        return Routed("llm", f"route:{decision.rule}", await llm())
+    completion, error, ms = await try_slm()
+    verdict = policy.check(error or completion, tools, tool_choice, task=task)  # type: ignore[arg-type]
+    if verdict.ok:
+        return Routed("slm", None, completion, completion, None, verdict, ms)
+    if llm is None:
+        if error is not None:
+            raise error
+        return Routed("slm", verdict.reason, completion, completion, None, verdict, ms)
+    return Routed("llm", verdict.reason, await llm(), completion, error, verdict, ms)
