@@ -9,6 +9,7 @@ evaluated KV cache instead of evaluating it again.
 
 from __future__ import annotations
 
+import atexit
 import codecs
 import math
 import os
@@ -42,6 +43,16 @@ class _LoadedModel:
 
 _models: dict[tuple[Any, ...], _LoadedModel] = {}
 _models_lock = threading.Lock()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Free models while llama_cpp is still importable (its __del__ fails at interpreter teardown)."""
+    with _models_lock:
+        for loaded in _models.values():
+            with loaded.lock:
+                loaded.llm.close()
+        _models.clear()
 
 
 def loaded_models() -> list[ModelInfo]:
