@@ -81,7 +81,9 @@ class ChatTemplate:
 
     def render(self, messages: list[Message], tools: list[dict[str, Any]], choice: ToolChoice) -> str:
         """The prompt text, ending where the assistant's answer begins."""
-        show_tools = tools if choice.mode != "none" else []
+        # Tools stay in the prompt with tool_choice="none" too: the prefix (system prompt + tools)
+        # is then the same for every step of an agent and its KV cache is reused.
+        show_tools = tools
         if self.native_tools:
             msgs = [self._native_message(m) for m in messages]
             extra = {"tools": show_tools or None}

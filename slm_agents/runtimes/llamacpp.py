@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from ..errors import GenerationError, GenerationTimeout, InvalidRequest, missing
 from ..models import ModelInfo, info_from_metadata, resolve_model_path
 from ..toolcalls import ToolCallStreamParser, json_grammar, parse_tool_calls, tool_call_grammar
 from ..types import Completion, Message, StreamChunk, Usage
+from ._llama_decode import SamplerSlot, Sampling, build_sampler, decode
 from ._prompt import ChatTemplate
 from .base import BaseRuntime, Request, prepare_request
 
@@ -40,6 +41,17 @@ class _LoadedModel:
     bos_text: str
     n_vocab: int
 
+
+@dataclass
+class _Plan:
+    grammar: str | None
+    keep: bool  # keep the grammar after the first token
+    with_tools: bool = False
+    stops: list[str] = field(default_factory=list)
+
+
+# First token of a text answer with tool_choice="none": anything but the start of a tag.
+_NO_CALL_GRAMMAR = "root ::= [^<] .*\n"
 
 _models: dict[tuple[Any, ...], _LoadedModel] = {}
 _models_lock = threading.Lock()
@@ -213,22 +225,28 @@ class LlamaCppRuntime(BaseRuntime):
         add_bos = loaded.add_bos and not (loaded.bos_text and text.startswith(loaded.bos_text))
         return loaded.llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
 
-    def _grammar_for(self, req: Request) -> tuple[str | None, bool]:
-        """The grammar to decode under, and whether the output may hold tool calls."""
+    def _plan(self, req: Request) -> _Plan:
+        """How to decode this request: grammar, when to drop it, extra stops."""
         fmt = req.sampling.get("response_format") or {}
-        with_tools = req.choice.mode != "none" and bool(req.tools)
-        if with_tools:
+        if req.tools and req.choice.mode != "none":
             if fmt.get("type") in ("json_object", "json_schema"):
                 raise InvalidRequest("response_format JSON cannot be combined with tools here; pass tool_choice='none'")
             # Small models asked for "one or more" calls tend to repeat the same call, so several
             # calls per answer need an explicit parallel_tool_calls=True.
             parallel = bool(req.sampling.get("parallel_tool_calls", False))
-            return tool_call_grammar(req.tools, req.choice, parallel=parallel), True
+            grammar = tool_call_grammar(req.tools, req.choice, parallel=parallel)
+            # "auto": the grammar decides the first token (a call or text); text then runs free.
+            return _Plan(grammar, keep=req.choice.mode == "required", with_tools=True)
+        if req.tools:  # tool_choice="none": tools are in the prompt, but the answer is text
+            return _Plan(_NO_CALL_GRAMMAR, keep=False, with_tools=False, stops=["<tool_call>"])
+        if any(m.get("role") == "tool" or m.get("tool_calls") for m in req.messages) and not fmt:
+            # Tool results are in the history as tagged turns; small models imitate the tags.
+            return _Plan(_NO_CALL_GRAMMAR, keep=False, stops=["<tool_call>"])
         if fmt.get("type") == "json_object":
-            return json_grammar(), False
+            return _Plan(json_grammar(), keep=True)
         if fmt.get("type") == "json_schema":
-            return json_grammar(fmt["json_schema"]["schema"]), False
-        return None, False
+            return _Plan(json_grammar(fmt["json_schema"]["schema"]), keep=True)
+        return _Plan(None, keep=True)
 
     def _generate(self, req: Request) -> Iterator[StreamChunk]:
         start = time.perf_counter()
@@ -236,7 +254,8 @@ class LlamaCppRuntime(BaseRuntime):
         loaded = self._loaded
         llm = loaded.llm
         prompt = loaded.template.render(req.messages, req.tools, req.choice)
-        grammar_text, with_tools = self._grammar_for(req)
+        plan = self._plan(req)
+        with_tools = plan.with_tools
         tokens = self._tokenize(prompt)
         n_ctx = llm.n_ctx()
         if len(tokens) >= n_ctx:
@@ -246,14 +265,11 @@ class LlamaCppRuntime(BaseRuntime):
             )
         max_tokens = min(int(opts["max_tokens"] or n_ctx), n_ctx - len(tokens))
         stops = [opts["stop"]] if isinstance(opts.get("stop"), str) else list(opts.get("stop") or [])
+        stops += plan.stops
         hold = max((len(s) for s in stops), default=1) - 1
         deadline = start + opts["timeout"] if opts.get("timeout") else None
+        sampling = Sampling(opts, default_seed=llm._seed)
 
-        grammar = None
-        if grammar_text is not None:
-            from llama_cpp import LlamaGrammar
-
-            grammar = LlamaGrammar.from_string(grammar_text, verbose=False)
         import llama_cpp
 
         text = ""
@@ -266,19 +282,8 @@ class LlamaCppRuntime(BaseRuntime):
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
         with loaded.lock:
-            if opts.get("seed") is not None:
-                llm.set_seed(int(opts["seed"]))
-            gen = llm.generate(
-                tokens,
-                temp=float(opts["temperature"]),
-                top_p=float(opts["top_p"]),
-                top_k=int(opts["top_k"]),
-                min_p=float(opts["min_p"]),
-                repeat_penalty=float(opts["repeat_penalty"]),
-                frequency_penalty=float(opts.get("frequency_penalty", 0.0)),
-                presence_penalty=float(opts.get("presence_penalty", 0.0)),
-                grammar=grammar,
-            )
+            slot = SamplerSlot(build_sampler(llm, sampling, plan.grammar))
+            gen = decode(llm, tokens, slot)
             ctx = llm._ctx.ctx
             vocab = llm._model.vocab
             try:
@@ -291,6 +296,15 @@ class LlamaCppRuntime(BaseRuntime):
                         logprobs.append(self._token_logprob(llama_cpp, ctx, token))
                     n_out += 1
                     text += decoder.decode(llm._model.detokenize([token]))
+                    if n_out == 1 and not plan.keep:
+                        if with_tools and text.lstrip().startswith("<"):
+                            plan.keep = True  # the answer is a tool call: stay under the grammar
+                        else:
+                            slot.current = build_sampler(llm, sampling, None)
+                            if with_tools:
+                                with_tools, parser = False, None
+                                stops.append("<tool_call>")
+                                hold = max(hold, len("<tool_call>") - 1)
                     cut = _find_stop(text, stops, emitted)
                     if cut is not None:
                         text = text[:cut]
@@ -316,7 +330,7 @@ class LlamaCppRuntime(BaseRuntime):
         message: dict[str, Any] = {"role": "assistant", "content": text}
         invalid: list[dict[str, Any]] = []
         confidence = None
-        if with_tools and text.lstrip().startswith("<tool_call>"):
+        if with_tools and "<tool_call>" in text:
             valid, invalid = parse_tool_calls(text, req.tools, ids=parser.ids if parser else None)
             message["content"] = None
             if valid:
