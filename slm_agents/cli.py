@@ -61,7 +61,16 @@ def models(model_path: str | None, as_json: bool) -> None:
 @click.option("--base-url", help="Use an OpenAI-compatible server instead of in-process llama.cpp.")
 @click.option("--model", "model_name", help="Model name on that server.")
 @click.option("-q", "--question", "questions", multiple=True, help="Ask this instead of the built-in questions.")
-def demo(model_path: str | None, base_url: str | None, model_name: str | None, questions: tuple[str, ...]) -> None:
+@click.option("--db", type=click.Path(dir_okay=False), help="Capture file (default: $SLM_AGENTS_DB or ./slm_agents.db).")
+@click.option("--no-capture", is_flag=True, help="Do not record the calls.")
+def demo(
+    model_path: str | None,
+    base_url: str | None,
+    model_name: str | None,
+    questions: tuple[str, ...],
+    db: str | None,
+    no_capture: bool,
+) -> None:
     """A tool-calling conversation on the default local model, printing each call."""
     from .demo import run_demo
 
@@ -74,10 +83,32 @@ def demo(model_path: str | None, base_url: str | None, model_name: str | None, q
 
         runtime = LlamaCppRuntime(model_path)
     click.echo(f"slm-agents demo on {runtime.model_name} ({runtime.name})")
-    results = run_demo(runtime, list(questions) or None, echo=click.echo)
+    store = None
+    on_call = None
+    if not no_capture:
+        from .capture import CaptureStore
+
+        store = CaptureStore(db)
+
+        def on_call(completion: Any, **fields: Any) -> str:
+            return store.log_completion(completion, framework="core", route="slm", **fields)
+
+    results = run_demo(
+        runtime, list(questions) or None, echo=click.echo, on_call=on_call, on_tool=store.log_tool if store else None
+    )
     called = sum(1 for r in results if r["tool_calls"])
     click.echo(f"\n{called}/{len(results)} questions answered through a tool call.")
+    if store is not None:
+        store.close()
+        click.echo(f"Captured {store.stats.written} calls into {store.path}; see them with: slm-agents stats")
 
 
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(cli())
+
+
+from .cli_capture import register as _register_capture  # noqa: E402
+from .cli_loop import register as _register_loop  # noqa: E402
+
+_register_capture(cli)
+_register_loop(cli)

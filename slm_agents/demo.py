@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import operator
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -92,7 +93,8 @@ def run_demo(
     questions: list[str] | None = None,
     *,
     echo: Callable[[str], None] = print,
-    on_call: Callable[..., None] | None = None,
+    on_call: Callable[..., Any] | None = None,
+    on_tool: Callable[[dict[str, Any]], Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Run the demo conversation; return one summary dict per question.
 
@@ -101,7 +103,9 @@ def run_demo(
         questions: Questions to ask (default :data:`DEMO_QUESTIONS`).
         echo: Where lines are printed.
         on_call: Called as ``on_call(completion, messages=..., tools=..., tool_choice=..., task=...)``
-            after every model call (the demo passes the capture store's ``log_completion``).
+            after every model call; returns the call's id (the capture store's ``log_completion``).
+        on_tool: Called with ``{"model_call_id", "call_id", "name", "arguments", "result",
+            "latency_ms"}`` after every tool execution (the capture store's ``log_tool``).
     """
     results = []
     system = {"role": "system", "content": "You are a helpful assistant. Use the tools to answer."}
@@ -109,13 +113,19 @@ def run_demo(
         echo(f"\nuser: {question}")
         messages: list[dict[str, Any]] = [system, {"role": "user", "content": question}]
         pick = runtime.complete(messages, DEMO_TOOLS, "required", max_tokens=96)
+        pick_id = None
         if on_call:
-            on_call(pick, messages=list(messages), tools=DEMO_TOOLS, tool_choice="required", task="pick_tool")
+            pick_id = on_call(pick, messages=list(messages), tools=DEMO_TOOLS, tool_choice="required", task="pick_tool")
         _describe("pick_tool", pick, echo)
         messages.append(pick.message)
         calls = pick.parsed_tool_calls()
         for call in calls:
+            started = time.perf_counter()
             result = run_tool(call["name"], call["arguments"])
+            if on_tool:
+                on_tool({"model_call_id": pick_id, "call_id": call["id"], "name": call["name"],
+                         "arguments": call["arguments"], "result": result,
+                         "latency_ms": (time.perf_counter() - started) * 1000})
             echo(f"  tool call: {call['name']}({json.dumps(call['arguments'], ensure_ascii=False)}) -> {result}")
             messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
         if not calls:

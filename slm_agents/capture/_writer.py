@@ -1,0 +1,554 @@
+"""The background writer: turns queued records into rows (redacting them first) and batch-inserts.
+
+Private to :mod:`slm_agents.capture`; :class:`~slm_agents.capture.store.CaptureStore` is the
+public face. Nothing here ever raises into the agent: failures are counted and logged by type,
+never with prompt content.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ._utils import clean_text, dumps, jsonable, to_float, to_int, truncation_marker
+from .redact import RedactionSession, Redactor
+
+logger = logging.getLogger("slm_agents.capture")
+
+CALL_COLUMNS = (
+    "id", "ts", "run_id", "parent_run_id", "thread_id", "framework", "task", "runtime",
+    "model_requested", "model", "route", "escalation_reason", "messages", "tools_hash", "tool_names",
+    "tool_choice", "params", "content", "tool_calls", "finish_reason", "valid", "confidence",
+    "latency_ms", "ttft_ms", "input_tokens", "output_tokens", "error_type", "error_message", "tags",
+    "metadata", "redactions", "truncated",
+)  # fmt: skip
+TOOL_COLUMNS = (
+    "id", "ts", "call_id", "model_call_id", "run_id", "thread_id", "framework", "task", "name",
+    "arguments", "result", "error_type", "error_message", "latency_ms", "metadata", "redactions",
+)  # fmt: skip
+ESCALATION_COLUMNS = ("id", "ts", "slm_call_id", "llm_call_id", "reason", "metadata")
+LABEL_COLUMNS = ("id", "ts", "target_id", "label", "score", "note", "extra")
+BLOB_COLUMNS = ("hash", "kind", "size", "content", "first_seen")
+
+#: Keys of a call record that map to their own column; any other key goes into ``metadata``.
+CALL_KEYS = frozenset(CALL_COLUMNS) | {"tools", "usage"}
+TOOL_KEYS = frozenset(TOOL_COLUMNS) | {"error"}
+_PLAIN_TEXT = ("run_id", "parent_run_id", "thread_id", "framework", "task", "runtime",
+               "model_requested", "model", "route", "escalation_reason", "finish_reason", "error_type")  # fmt: skip
+_TOOL_PLAIN = ("call_id", "model_call_id", "run_id", "thread_id", "framework", "task", "name", "error_type")
+
+_SQL = {
+    "calls": "INSERT OR REPLACE INTO calls ({}) VALUES ({})".format(", ".join(CALL_COLUMNS), ", ".join("?" * len(CALL_COLUMNS))),
+    "tool_executions": "INSERT OR REPLACE INTO tool_executions ({}) VALUES ({})".format(", ".join(TOOL_COLUMNS), ", ".join("?" * len(TOOL_COLUMNS))),
+    "escalations": "INSERT OR REPLACE INTO escalations ({}) VALUES ({})".format(", ".join(ESCALATION_COLUMNS), ", ".join("?" * len(ESCALATION_COLUMNS))),
+    "labels": "INSERT OR REPLACE INTO labels ({}) VALUES ({})".format(", ".join(LABEL_COLUMNS), ", ".join("?" * len(LABEL_COLUMNS))),
+    "blobs": "INSERT OR IGNORE INTO blobs ({}) VALUES ({})".format(", ".join(BLOB_COLUMNS), ", ".join("?" * len(BLOB_COLUMNS))),
+}  # fmt: skip
+_TABLE_ORDER = ("blobs", "calls", "tool_executions", "escalations", "labels")
+
+
+class FlushMarker:
+    """Put on the queue by ``flush()``; set once every earlier item has been handled."""
+
+    __slots__ = ("event",)
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+
+
+STOP = object()
+
+
+_iso_second: tuple[int, str] = (-1, "")
+
+
+def iso(t: float) -> str:
+    """UTC ISO-8601 with milliseconds, e.g. ``2025-05-01T12:00:00.123Z``."""
+    global _iso_second
+    second = int(t)
+    cached = _iso_second  # one read: another writer thread may replace it meanwhile
+    if cached[0] != second:  # formatting is slow; the prefix changes once a second
+        cached = _iso_second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{int((t - second) * 1000):03d}Z"
+
+
+def _ts(value: Any, t: float) -> str:
+    if value is None:
+        return iso(t)
+    if isinstance(value, _dt.datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=_dt.timezone.utc)
+        return iso(value.timestamp())
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return iso(float(value))
+    return clean_text(str(value))
+
+
+def _plain(value: Any) -> str | None:
+    if value is None:
+        return None
+    if type(value) is str and value.isascii():
+        return value
+    return clean_text(value if isinstance(value, str) else str(value))
+
+
+class RowBuilder:
+    """Turns one record into rows. Holds the blob hashes already written (to skip re-sending)."""
+
+    def __init__(self, redactor: Redactor | None, *, max_string_chars: int | None, blob_min_chars: int) -> None:
+        self.redactor = redactor if redactor is not None and redactor.enabled else None
+        self.max_string_chars = max_string_chars
+        self.blob_min_chars = blob_min_chars
+        self.known_blobs: set[str] = set()
+        self._tools_cache: dict[str, tuple[str, str]] = {}
+        self._digests: dict[str, str] = {}
+        self._tools_by_id: dict[int, tuple[Any, tuple[str, str, int]]] = {}
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def _clean(self, value: Any, session: RedactionSession | None, stats: dict[str, int]) -> Any:
+        if session is not None:
+            return session.value(value, max_string_chars=self.max_string_chars, stats=stats)
+        return jsonable(value, max_string_chars=self.max_string_chars, stats=stats)
+
+    def _json(self, value: Any, session: RedactionSession | None, stats: dict[str, int]) -> str | None:
+        if value is None:
+            return None
+        if session is None:
+            out = dumps(value)
+            if self.max_string_chars is None or len(out) <= self.max_string_chars:
+                return out  # no single string inside can be longer than the whole document
+        return dumps(self._clean(value, session, stats))
+
+    def _text(self, value: Any, session: RedactionSession | None, stats: dict[str, int]) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            return self._json(value, session, stats)
+        limit = self.max_string_chars
+        if limit is not None and len(value) > limit:
+            value = value[:limit] + truncation_marker(len(value) - limit)
+            stats["truncated"] = stats.get("truncated", 0) + 1
+        if session is not None:
+            value = session.text(value)
+        return clean_text(value)
+
+    def _blob(self, kind: str, content: str, blobs: list[tuple[Any, ...]], ts: str) -> str:
+        digest = self._digests.get(content)
+        if digest is None:
+            content = clean_text(content)
+            digest = hashlib.sha256(content.encode("utf-8")).hexdigest()
+            if len(self._digests) > 4096:
+                self._digests.clear()
+            self._digests[content] = digest
+        if digest not in self.known_blobs:
+            blobs.append((digest, kind, len(content), clean_text(content), ts))
+        return digest
+
+    def _tools(self, tools: Any, blobs: list[tuple[Any, ...]], ts: str) -> tuple[str | None, str | None]:
+        if not tools:
+            return None, None
+        # A face passes the same bound-tools list on every call: skip re-encoding it. The entry
+        # keeps the list alive, so its id cannot be reused by another object.
+        known = self._tools_by_id.get(id(tools))
+        if known is not None and known[0] is tools:
+            digest, names, size = known[1]
+            if digest not in self.known_blobs:
+                text = dumps(tools)
+                blobs.append((digest, "tools", len(text), clean_text(text), ts))
+            return digest, names
+        text = dumps(tools)
+        cached = self._tools_cache.get(text)
+        if cached is None:
+            names = []
+            if isinstance(tools, list):
+                for tool in tools:
+                    if isinstance(tool, Mapping):
+                        fn = tool.get("function")
+                        name = fn.get("name") if isinstance(fn, Mapping) else tool.get("name")
+                        names.append(name)
+            digest = self._blob("tools", text, [], ts)
+            cached = (digest, dumps(names))
+            if len(self._tools_cache) > 256:
+                self._tools_cache.clear()
+            self._tools_cache[text] = cached
+        if cached[0] not in self.known_blobs:
+            blobs.append((cached[0], "tools", len(text), clean_text(text), ts))
+        if len(self._tools_by_id) > 64:
+            self._tools_by_id.clear()
+        self._tools_by_id[id(tools)] = (tools, (cached[0], cached[1], len(text)))
+        return cached
+
+    def _messages(self, messages: Any, session: RedactionSession | None, stats: dict[str, int],
+                  blobs: list[tuple[Any, ...]], ts: str) -> str:
+        if session is None and type(messages) is list:  # fast path: no copy of the whole tree
+            limit = self.blob_min_chars
+            shallow = [
+                {**m, "content": {"$blob": self._blob("text", m["content"], blobs, ts)}}
+                if type(m) is dict and type(m.get("content")) is str and len(m["content"]) >= limit else m
+                for m in messages
+            ]
+            out = dumps(shallow)
+            if self.max_string_chars is None or len(out) <= self.max_string_chars:
+                return out
+        cleaned = self._clean(messages, session, stats)
+        if isinstance(cleaned, list):
+            for message in cleaned:
+                if isinstance(message, dict):
+                    content = message.get("content")
+                    if isinstance(content, str) and len(content) >= self.blob_min_chars:
+                        message["content"] = {"$blob": self._blob("text", content, blobs, ts)}
+        return dumps(cleaned)
+
+    def _metadata(self, record: Mapping[str, Any], known: frozenset[str], session: RedactionSession | None,
+                  stats: dict[str, int]) -> str | None:
+        meta = record.get("metadata")
+        if meta is None and known.issuperset(record):
+            return None
+        extra = {k: v for k, v in record.items() if k not in known}
+        merged: dict[str, Any] = {}
+        if isinstance(meta, Mapping):
+            merged.update(meta)
+        elif meta is not None:
+            merged["metadata"] = meta
+        for key, value in extra.items():
+            merged[str(key)] = value
+        return self._json(merged, session, stats)
+
+    # -- rows ------------------------------------------------------------------------------------
+    def call(self, rid: str, t: float, rec: Mapping[str, Any], blobs: list[tuple[Any, ...]]) -> tuple[Any, ...]:
+        session = self.redactor.session() if self.redactor is not None else None
+        stats: dict[str, int] = {}
+        get = rec.get
+        ts = _ts(get("ts"), t)
+        usage = get("usage")
+        if not isinstance(usage, Mapping):
+            usage = {}
+        tools_hash, tool_names = self._tools(get("tools"), blobs, ts)
+        valid = get("valid")
+        json_, text = self._json, self._text
+        messages = self._messages(get("messages"), session, stats, blobs, ts)
+        content = text(get("content"), session, stats)
+        tool_calls = json_(get("tool_calls") or None, session, stats)
+        error_message = text(get("error_message"), session, stats)
+        metadata = self._metadata(rec, CALL_KEYS, session, stats)
+        p = _plain
+        return (
+            rid, ts, p(get("run_id")), p(get("parent_run_id")), p(get("thread_id")), p(get("framework")),
+            p(get("task")), p(get("runtime")), p(get("model_requested")), p(get("model")), p(get("route")),
+            p(get("escalation_reason")), messages, tools_hash, tool_names,
+            json_(get("tool_choice"), None, stats), json_(get("params"), None, stats), content, tool_calls,
+            p(get("finish_reason")), None if valid is None else int(bool(valid)), to_float(get("confidence")),
+            to_float(get("latency_ms")), to_float(get("ttft_ms")),
+            to_int(get("input_tokens", usage.get("input_tokens"))),
+            to_int(get("output_tokens", usage.get("output_tokens"))),
+            p(get("error_type")), error_message, json_(get("tags"), None, stats), metadata,
+            session.total if session is not None else 0, stats.get("truncated", 0) + stats.get("cut", 0),
+        )
+
+    def tool(self, rid: str, t: float, rec: Mapping[str, Any]) -> tuple[Any, ...]:
+        session = self.redactor.session() if self.redactor is not None else None
+        stats: dict[str, int] = {}
+        error = rec.get("error")
+        error_type = rec.get("error_type")
+        error_message = rec.get("error_message")
+        if isinstance(error, BaseException):
+            error_type = error_type or type(error).__name__
+            error_message = error_message if error_message is not None else str(error)
+        elif error is not None and error_message is None:
+            error_message = error
+        arguments = rec.get("arguments")
+        if isinstance(arguments, str) and arguments[:1] in ("{", "["):
+            with contextlib.suppress(ValueError, RecursionError):
+                arguments = json.loads(arguments)
+        result = rec.get("result")
+        row = {
+            "id": rid,
+            "ts": _ts(rec.get("ts"), t),
+            "arguments": self._json(arguments, session, stats),
+            "result": self._text(result, session, stats),
+            "error_message": self._text(error_message, session, stats),
+            "latency_ms": to_float(rec.get("latency_ms")),
+            "metadata": self._metadata(rec, TOOL_KEYS, session, stats),
+        }
+        for key in _TOOL_PLAIN:
+            row[key] = _plain(error_type if key == "error_type" else rec.get(key))
+        row["redactions"] = session.total if session is not None else 0
+        return tuple(row[c] for c in TOOL_COLUMNS)
+
+    def escalation(self, rid: str, t: float, rec: Mapping[str, Any]) -> tuple[Any, ...]:
+        extra = {k: v for k, v in rec.items() if k not in ESCALATION_COLUMNS}
+        meta = rec.get("metadata")
+        if isinstance(meta, Mapping):
+            extra = {**meta, **extra}
+        return (rid, _ts(rec.get("ts"), t), _plain(rec.get("slm_call_id")), _plain(rec.get("llm_call_id")),
+                _plain(rec.get("reason")), dumps(extra) if extra else None)
+
+    def label(self, rid: str, t: float, rec: Mapping[str, Any]) -> tuple[Any, ...]:
+        extra = rec.get("extra") or None
+        session = self.redactor.session() if self.redactor is not None else None
+        return (rid, _ts(rec.get("ts"), t), _plain(rec.get("target_id")), _plain(rec.get("label")),
+                to_float(rec.get("score")), self._text(rec.get("note"), session, {}),
+                dumps(extra) if extra else None)
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
+
+
+def _describe(exc: BaseException) -> str:
+    """An error description safe to log: SQLite's own message, else only the type."""
+    if isinstance(exc, sqlite3.Error):
+        return f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__
+
+
+class Writer:
+    """The consumer side of the queue: two daemon threads in a pipeline.
+
+    The *build* thread takes records off the queue, redacts and serialises them into rows (pure
+    Python); the *commit* thread inserts each batch in one transaction. SQLite releases the GIL
+    while it works, so building the next batch overlaps with committing the last one. Flush
+    markers and the stop signal travel through both stages in order. In inline mode (an
+    in-memory database bound to one thread) both stages run in the caller's thread.
+    """
+
+    def __init__(
+        self,
+        *,
+        q: queue.Queue[Any],
+        connect: Callable[[], tuple[sqlite3.Connection, Callable[[], Any]]],
+        builder: RowBuilder,
+        batch_size: int,
+        flush_interval: float,
+        lock_timeout: float,
+        label: str,
+    ) -> None:
+        self.queue = q
+        self._connect = connect
+        self.builder = builder
+        self.batch_size = batch_size
+        self.flush_interval = flush_interval
+        self.lock_timeout = lock_timeout
+        self.label = label
+        self.written = 0
+        self._build_failed = 0
+        self._commit_failed = 0
+        self.conn: sqlite3.Connection | None = None
+        self._transaction: Callable[[], Any] | None = None
+        self.thread: threading.Thread | None = None
+        self.committer: threading.Thread | None = None
+        self._built: queue.Queue[Any] | None = None
+        self.inline_lock = threading.RLock()
+        self._logged_failures = 0
+
+    @property
+    def failed(self) -> int:
+        return self._build_failed + self._commit_failed
+
+    def alive(self) -> bool:
+        return all(t is not None and t.is_alive() for t in (self.thread, self.committer))
+
+    # -- threads ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._built = queue.Queue(maxsize=4)
+        self.committer = threading.Thread(target=self._commit_loop, name=f"slm-agents-capture-commit:{self.label}",
+                                          daemon=True)
+        self.thread = threading.Thread(target=self._build_loop, name=f"slm-agents-capture:{self.label}", daemon=True)
+        self.committer.start()
+        self.thread.start()
+
+    def join(self, timeout: float | None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in (self.thread, self.committer):
+            if thread is not None:
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+
+    def _build_loop(self) -> None:
+        while True:
+            try:
+                if self._collect_and_build():
+                    return
+            except Exception as exc:  # noqa: BLE001 - the writer must survive anything
+                logger.error("capture writer error (%s); continuing", _describe(exc))
+                time.sleep(0.05)
+
+    def _commit_loop(self) -> None:
+        assert self._built is not None
+        while True:
+            item = self._built.get()
+            try:
+                if self._handle_built(item):
+                    return
+            except Exception as exc:  # noqa: BLE001
+                logger.error("capture commit error (%s); continuing", _describe(exc))
+
+    def _collect_and_build(self) -> bool:
+        """Collect one batch, build its rows and pass them on. True when told to stop."""
+        first = self.queue.get()
+        items = [first]
+        if first is not STOP and not isinstance(first, FlushMarker):
+            deadline = time.monotonic() + self.flush_interval
+            while len(items) < self.batch_size:
+                try:
+                    item = self.queue.get_nowait()
+                except queue.Empty:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    try:
+                        item = self.queue.get(timeout=min(remaining, 0.05))
+                    except queue.Empty:
+                        continue
+                items.append(item)
+                if item is STOP or isinstance(item, FlushMarker):
+                    break
+        return self.process(items)
+
+    def drain(self) -> bool:
+        """Write everything queued now, in the calling thread (inline mode). True if STOP seen."""
+        with self.inline_lock:
+            stop = False
+            while True:
+                items = []
+                try:
+                    while len(items) < self.batch_size:
+                        items.append(self.queue.get_nowait())
+                except queue.Empty:
+                    pass
+                if not items:
+                    return stop
+                stop = self.process(items) or stop
+
+    # -- stage 1: build --------------------------------------------------------------------------
+    def process(self, items: list[Any]) -> bool:
+        """Build rows for ``items`` and pass them, with any markers, in order to the commit stage."""
+        stop = False
+        pending: list[Any] = []
+        for item in items:
+            if item is STOP or isinstance(item, FlushMarker):
+                if pending:
+                    self._emit(self.build(pending))
+                    pending = []
+                self._emit(item)
+                stop = stop or item is STOP
+            else:
+                pending.append(item)
+        if pending:
+            self._emit(self.build(pending))
+        return stop
+
+    def _emit(self, item: Any) -> None:
+        if self._built is None:  # inline
+            self._handle_built(item)
+        else:
+            self._built.put(item)
+
+    def build(self, items: list[tuple[str, str, float, Mapping[str, Any]]]) -> list[dict[str, list[tuple[Any, ...]]]]:
+        """Rows per table for each item; an item whose rows cannot be built is counted as failed."""
+        built: list[dict[str, list[tuple[Any, ...]]]] = []
+        builder = self.builder
+        for kind, rid, t, rec in items:
+            try:
+                if kind == "call":
+                    blobs: list[tuple[Any, ...]] = []
+                    tables = {"calls": [builder.call(rid, t, rec, blobs)]}
+                    if blobs:
+                        tables["blobs"] = blobs
+                        for row in blobs:  # sent once; if the commit fails the next call resends
+                            builder.known_blobs.add(row[0])
+                elif kind == "tool":
+                    tables = {"tool_executions": [builder.tool(rid, t, rec)]}
+                elif kind == "escalation":
+                    tables = {"escalations": [builder.escalation(rid, t, rec)]}
+                else:
+                    tables = {"labels": [builder.label(rid, t, rec)]}
+            except Exception as exc:  # noqa: BLE001
+                self._build_failed += 1
+                self._log_failure(1, exc, "building a row")
+                continue
+            built.append(tables)
+        if len(builder.known_blobs) > 200_000:
+            builder.known_blobs.clear()
+        return built
+
+    # -- stage 2: commit -------------------------------------------------------------------------
+    def _handle_built(self, item: Any) -> bool:
+        if item is STOP:
+            if self.conn is not None and self._built is not None:
+                self.conn.close()
+                self.conn = None
+            return True
+        if isinstance(item, FlushMarker):
+            item.event.set()
+            return False
+        self.commit(item)
+        return False
+
+    def _ensure_conn(self) -> sqlite3.Connection:
+        if self.conn is None:
+            self.conn, self._transaction = self._connect()
+        return self.conn
+
+    def commit(self, built: list[dict[str, list[tuple[Any, ...]]]]) -> None:
+        """Insert ``built`` in one transaction; on failure retry one by one; never raises."""
+        if not built:
+            return
+        try:
+            self._insert(built)
+            self.written += len(built)
+        except Exception as exc:  # noqa: BLE001
+            if isinstance(exc, sqlite3.Error) and len(built) > 1:
+                # one bad row must not cost the whole batch: retry one by one
+                for tables in built:
+                    try:
+                        self._insert([tables])
+                        self.written += 1
+                    except Exception as inner:  # noqa: BLE001
+                        self._commit_failed += 1
+                        self._log_failure(1, inner, "writing")
+            else:
+                self._commit_failed += len(built)
+                self._log_failure(len(built), exc, "writing")
+            self.builder.known_blobs.clear()  # the blobs may not be there: send them again
+
+    def _insert(self, batch: list[dict[str, list[tuple[Any, ...]]]]) -> None:
+        merged: dict[str, list[tuple[Any, ...]]] = {}
+        for tables in batch:
+            for table, rows in tables.items():
+                merged.setdefault(table, []).extend(rows)
+        deadline = time.monotonic() + self.lock_timeout
+        delay = 0.005
+        while True:
+            conn = self._ensure_conn()
+            assert self._transaction is not None
+            try:
+                with self._transaction():
+                    for table in _TABLE_ORDER:
+                        rows = merged.get(table)
+                        if rows:
+                            conn.executemany(_SQL[table], rows)
+                return
+            except sqlite3.OperationalError as exc:
+                if not _is_lock_error(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.25)
+
+    def _log_failure(self, count: int, exc: BaseException, doing: str) -> None:
+        self._logged_failures += 1
+        n = self._logged_failures
+        if n <= 10 or n & (n - 1) == 0:  # the first ten, then at powers of two
+            logger.warning(
+                "capture: %d record(s) not stored in %s while %s (%s); the agent is unaffected "
+                "(failure #%d)", count, self.label, doing, _describe(exc), n,
+            )

@@ -1,0 +1,277 @@
+"""Reading a capture database: one call, a filtered list, summary statistics, merging files.
+
+These back the ``slm-agents stats / calls / merge`` commands and work on any migrated file (a
+store's ``db``, or ``sqlite_utils.Database(path)``).
+
+Example:
+    >>> from sqlite_utils import Database
+    >>> from slm_agents.capture import CaptureStore
+    >>> store = CaptureStore(Database(memory=True), redactor=None)
+    >>> cid = store.log({"messages": [{"role": "user", "content": "hi"}], "route": "slm",
+    ...                  "input_tokens": 1000, "output_tokens": 100, "latency_ms": 80})
+    >>> store.flush()
+    True
+    >>> summary = stats(store.db, Prices(llm_input=2.5, llm_output=10.0))
+    >>> summary["calls"], summary["by_route"][0]["route"], round(summary["cost"]["saved"], 6)
+    (1, 'slm', 0.0035)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlite_utils import Database
+
+from ..errors import CaptureError
+
+__all__ = ["read_call", "list_calls", "stats", "Prices", "merge", "JSON_COLUMNS"]
+
+JSON_COLUMNS = {
+    "calls": ("messages", "tool_names", "tool_choice", "params", "tool_calls", "tags", "metadata"),
+    "tool_executions": ("arguments", "metadata"),
+    "escalations": ("metadata",),
+    "labels": ("extra",),
+}
+MERGE_TABLES = ("blobs", "calls", "tool_executions", "escalations", "labels")
+
+
+def _loads(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _blob(db: Database, digest: str) -> str | None:
+    row = db.execute("SELECT content FROM blobs WHERE hash = ?", [digest]).fetchone()
+    return row[0] if row else None
+
+
+def read_call(db: Database, call_id: str, *, hydrate: bool = True) -> dict[str, Any] | None:
+    """A call as a dict with JSON columns decoded, or None if there is no such id.
+
+    With ``hydrate`` (the default), message texts stored once in ``blobs`` are put back and the
+    tools list is added under ``tools``; also added: ``tool_executions``, ``escalations`` (as
+    the SLM or the LLM side) and ``labels``.
+    """
+    cursor = db.execute("SELECT * FROM calls WHERE id = ?", [call_id])
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    call = dict(zip([d[0] for d in cursor.description], row, strict=True))
+    for column in JSON_COLUMNS["calls"]:
+        call[column] = _loads(call[column])
+    if call.get("valid") is not None:
+        call["valid"] = bool(call["valid"])
+    if hydrate:
+        if isinstance(call["messages"], list):
+            for message in call["messages"]:
+                content = message.get("content") if isinstance(message, dict) else None
+                if isinstance(content, dict) and set(content) == {"$blob"}:
+                    message["content"] = _blob(db, content["$blob"])
+        call["tools"] = _loads(_blob(db, call["tools_hash"])) if call.get("tools_hash") else None
+        call["tool_executions"] = [
+            dict(r) for r in db.query("SELECT * FROM tool_executions WHERE model_call_id = ? ORDER BY id", [call_id])
+        ]
+        call["escalations"] = [
+            dict(r) for r in db.query(
+                "SELECT * FROM escalations WHERE slm_call_id = ? OR llm_call_id = ? ORDER BY id", [call_id, call_id]
+            )
+        ]
+        call["labels"] = [dict(r) for r in db.query("SELECT * FROM labels WHERE target_id = ? ORDER BY id", [call_id])]
+    return call
+
+
+def list_calls(
+    db: Database,
+    *,
+    route: str | None = None,
+    task: str | None = None,
+    model: str | None = None,
+    limit: int = 20,
+) -> list[dict[str, Any]]:
+    """The newest calls first, optionally filtered; summary columns only."""
+    where, args = [], []
+    for column, value in (("route", route), ("task", task), ("model", model)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            args.append(value)
+    sql = (
+        "SELECT id, ts, route, framework, task, model, finish_reason, valid, latency_ms, input_tokens, "
+        "output_tokens, escalation_reason, error_type, tool_names, substr(content, 1, 80) AS content "
+        "FROM calls" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY id DESC LIMIT ?"
+    )
+    return [dict(r) for r in db.query(sql, [*args, int(limit)])]
+
+
+@dataclass
+class Prices:
+    """Prices in USD per million tokens (env ``SLM_AGENTS_PRICE_LLM_INPUT`` and friends)."""
+
+    llm_input: float = 2.50
+    llm_output: float = 10.00
+    slm_input: float = 0.0
+    slm_output: float = 0.0
+
+    @classmethod
+    def from_env(cls, **overrides: float | None) -> Prices:
+        values = asdict(cls())
+        for name in values:
+            env = os.environ.get(f"SLM_AGENTS_PRICE_{name.upper()}")
+            if env:
+                values[name] = float(env)
+            if overrides.get(name) is not None:
+                values[name] = float(overrides[name])  # type: ignore[arg-type]
+        return cls(**values)
+
+
+def _percentiles(db: Database, group: str) -> dict[Any, tuple[float | None, float | None]]:
+    sql = f"""
+        WITH ranked AS (
+            SELECT {group} AS g, latency_ms,
+                   ROW_NUMBER() OVER (PARTITION BY {group} ORDER BY latency_ms) AS rn,
+                   COUNT(*) OVER (PARTITION BY {group}) AS n
+            FROM calls WHERE latency_ms IS NOT NULL)
+        SELECT g,
+               MAX(CASE WHEN rn = MAX(1, (n * 50 + 99) / 100) THEN latency_ms END),
+               MAX(CASE WHEN rn = MAX(1, (n * 95 + 99) / 100) THEN latency_ms END)
+        FROM ranked GROUP BY g"""
+    return {g: (p50, p95) for g, p50, p95 in db.execute(sql).fetchall()}
+
+
+def _grouped(db: Database, group: str, limit: int | None = None) -> list[dict[str, Any]]:
+    pct = _percentiles(db, group)
+    sql = f"""SELECT {group} AS key, COUNT(*) AS calls, COALESCE(SUM(input_tokens), 0) AS input_tokens,
+                     COALESCE(SUM(output_tokens), 0) AS output_tokens,
+                     SUM(error_type IS NOT NULL) AS errors, SUM(valid = 0) AS invalid
+              FROM calls GROUP BY {group} ORDER BY calls DESC""" + (f" LIMIT {int(limit)}" if limit else "")
+    out = []
+    for row in db.query(sql):
+        p50, p95 = pct.get(row["key"], (None, None))
+        out.append({group: row.pop("key"), **row, "p50_ms": p50, "p95_ms": p95})
+    return out
+
+
+def stats(db: Database, prices: Prices | None = None, *, top: int = 20) -> dict[str, Any]:
+    """Calls by route, model and task; escalation reasons; tokens; latency; estimated savings.
+
+    Savings: SLM calls that were not escalated and did not fail are priced at the LLM's rate
+    minus the SLM's; escalated or failed SLM calls and shadow calls only cost the SLM's rate.
+    Token counts come from each model's own tokenizer, so this is an estimate.
+    """
+    prices = prices or Prices.from_env()
+    total = db.execute("SELECT COUNT(*) FROM calls").fetchone()[0]
+    tokens = db.execute(
+        "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0) FROM calls"
+    ).fetchone()
+    escalations = [dict(r) for r in db.query(
+        "SELECT reason, COUNT(*) AS count FROM escalations GROUP BY reason ORDER BY count DESC"
+    )]
+    reasons_on_calls = [dict(r) for r in db.query(
+        "SELECT escalation_reason AS reason, COUNT(*) AS count FROM calls WHERE escalation_reason IS NOT NULL "
+        "GROUP BY escalation_reason ORDER BY count DESC"
+    )]
+    slm = db.execute(
+        """SELECT
+             COALESCE(SUM(CASE WHEN ok THEN input_tokens END), 0), COALESCE(SUM(CASE WHEN ok THEN output_tokens END), 0),
+             COALESCE(SUM(CASE WHEN NOT ok THEN input_tokens END), 0), COALESCE(SUM(CASE WHEN NOT ok THEN output_tokens END), 0),
+             COALESCE(SUM(ok), 0), COALESCE(SUM(NOT ok), 0)
+           FROM (SELECT input_tokens, output_tokens,
+                        (route = 'slm' AND error_type IS NULL
+                         AND id NOT IN (SELECT slm_call_id FROM escalations WHERE slm_call_id IS NOT NULL)) AS ok
+                 FROM calls WHERE route IN ('slm', 'shadow'))"""
+    ).fetchone()
+    ok_in, ok_out, spent_in, spent_out, ok_calls, other_calls = slm
+    llm_in, llm_out = db.execute(
+        "SELECT COALESCE(SUM(input_tokens), 0), COALESCE(SUM(output_tokens), 0) FROM calls WHERE route = 'llm'"
+    ).fetchone()
+    per = 1_000_000
+    avoided = (ok_in * prices.llm_input + ok_out * prices.llm_output) / per
+    slm_cost = ((ok_in + spent_in) * prices.slm_input + (ok_out + spent_out) * prices.slm_output) / per
+    llm_cost = (llm_in * prices.llm_input + llm_out * prices.llm_output) / per
+    saved = avoided - slm_cost
+    all_llm = llm_cost + avoided
+    return {
+        "calls": total,
+        "by_route": _grouped(db, "route"),
+        "by_model": _grouped(db, "model", top),
+        "by_task": _grouped(db, "task", top),
+        "escalations": escalations,
+        "escalation_reasons_on_calls": reasons_on_calls,
+        "tokens": {"input": tokens[0], "output": tokens[1]},
+        "latency": _percentiles_all(db),
+        "cost": {
+            "prices_per_million_tokens": asdict(prices),
+            "slm_calls_kept": ok_calls,
+            "slm_calls_escalated_failed_or_shadow": other_calls,
+            "llm_cost": llm_cost,
+            "slm_cost": slm_cost,
+            "cost_if_all_llm": all_llm,
+            "saved": saved,
+            "saved_fraction": (saved / all_llm) if all_llm else None,
+        },
+        "tool_executions": db.execute("SELECT COUNT(*) FROM tool_executions").fetchone()[0],
+        "labels": db.execute("SELECT COUNT(*) FROM labels").fetchone()[0],
+    }
+
+
+def _percentiles_all(db: Database) -> dict[str, float | None]:
+    rows = _percentiles(db, "1")
+    p50, p95 = next(iter(rows.values()), (None, None))
+    return {"p50_ms": p50, "p95_ms": p95}
+
+
+def merge(output: str | os.PathLike[str], sources: list[str | os.PathLike[str]]) -> dict[str, int]:
+    """Copy every row of ``sources`` into ``output`` (created and migrated if needed).
+
+    Rows are deduplicated on their id (blobs on their hash); the sources are opened read-only.
+
+    Returns:
+        Rows added per table.
+    """
+    from .store import CaptureStore
+
+    out_path = Path(output).absolute()
+    for source in sources:
+        if not Path(source).exists():
+            raise CaptureError(f"no such capture file: {source}")
+        if Path(source).absolute() == out_path:
+            raise CaptureError(f"{source} is the output file; choose another -o")
+    CaptureStore(out_path, redactor=None).close()
+    conn = sqlite3.connect(out_path.as_uri(), timeout=30, uri=True, isolation_level=None)
+    added = dict.fromkeys(MERGE_TABLES, 0)
+    try:
+        conn.execute("PRAGMA busy_timeout = 30000")
+        out_columns = {t: [r[1] for r in conn.execute(f"PRAGMA main.table_info({t})")] for t in MERGE_TABLES}
+        for source in sources:
+            uri = Path(source).absolute().as_uri() + "?mode=ro"
+            conn.execute("ATTACH DATABASE ? AS src", [uri])
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for table in MERGE_TABLES:
+                    src_columns = {r[1] for r in conn.execute(f"PRAGMA src.table_info({table})")}
+                    columns = [c for c in out_columns[table] if c in src_columns]
+                    if not columns:
+                        continue
+                    names = ", ".join(columns)
+                    before = conn.total_changes
+                    conn.execute(f"INSERT OR IGNORE INTO main.{table} ({names}) SELECT {names} FROM src.{table}")
+                    added[table] += conn.total_changes - before
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            finally:
+                conn.execute("DETACH DATABASE src")
+    finally:
+        conn.close()
+    return added
+

@@ -1,0 +1,460 @@
+"""PII and secret redaction for captured calls.
+
+A :class:`Redactor` finds spans of personal data and secrets in text and replaces each with a
+typed, numbered placeholder. Numbering is consistent within one :class:`RedactionSession` (the
+capture store opens one per call): the same e-mail address twice becomes ``<EMAIL_1>`` both
+times, a second address ``<EMAIL_2>``.
+
+Built-in kinds (placeholder names):
+
+============== ==============================================================================
+``EMAIL``       e-mail addresses
+``PHONE``       phone numbers: international ``+CC ...`` and North-American ``(555) 123-4567``
+``CARD``        payment card numbers, 13-19 digits, Luhn-checked
+``SSN``         US social security numbers ``123-45-6789`` (invalid areas excluded)
+``IBAN``        IBANs, mod-97 checked
+``IP``          IPv4 and IPv6 addresses (validated by :mod:`ipaddress`)
+``API_KEY``     ``sk-…``, ``AKIA…``/``ASIA…``, ``ghp_…``/``github_pat_…``, ``xox?-…``, ``AIza…``,
+                Stripe keys, and high-entropy values after ``key=``/``token=``/``secret:`` …
+``TOKEN``       bearer tokens (``Authorization: Bearer …``; the word ``Bearer`` is kept)
+``JWT``         JSON web tokens
+``PRIVATE_KEY`` PEM private key blocks
+============== ==============================================================================
+
+Extra detectors are a compiled regex or a callable ``text -> iterable of (start, end)``; plugins
+add them through the ``register_redactors`` hook.
+
+Example:
+    >>> r = Redactor()
+    >>> r.redact_text("mail bob@example.com or bob@example.com, not ann@example.org")
+    ('mail <EMAIL_1> or <EMAIL_1>, not <EMAIL_2>', {'EMAIL': 3})
+    >>> Redactor.off().redact_text("bob@example.com")
+    ('bob@example.com', {})
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import re
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Union
+
+from ..errors import InvalidRequest
+from ._utils import jsonable
+
+__all__ = ["Redactor", "RedactionSession", "DEFAULT_KINDS", "Detector"]
+
+Span = tuple[int, int]
+Detector = Union["re.Pattern[str]", Callable[[str], Iterable[Span]]]
+
+# --- validators ---------------------------------------------------------------------------------
+
+
+def _luhn(digits: str) -> bool:
+    total = 0
+    for i, char in enumerate(reversed(digits)):
+        d = ord(char) - 48
+        if i % 2:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def _iban_ok(compact: str) -> bool:
+    if not 15 <= len(compact) <= 34 or not compact[:2].isalpha() or not compact[2:4].isdigit():
+        return False
+    moved = compact[4:] + compact[:4]
+    try:
+        number = int("".join(str(int(c, 36)) for c in moved))
+    except ValueError:
+        return False
+    return number % 97 == 1
+
+
+def _entropy(text: str) -> float:
+    counts = Counter(text)
+    n = len(text)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+# --- built-in detectors -------------------------------------------------------------------------
+
+# Patterns start with a character class, and look behind only after it, so that the regex
+# engine can skip quickly to candidate positions (a leading look-behind makes it try every one).
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}\b")
+_PRIVATE_KEY = re.compile(
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+)
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+_BEARER = re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{16,}=*)")
+_API_KEY_PREFIXES = ("sk-", "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "gh", "github_pat_", "xox", "AIza",
+                     "_live_", "_test_", "glpat-", "hf_")
+_API_KEYS = re.compile(
+    r"(?<![A-Za-z0-9_-])(?:"
+    r"sk-(?:proj-|ant-(?:api\d\d-)?|live-|test-)?[A-Za-z0-9_-]{20,}"
+    r"|(?:AKIA|ASIA|AGPA|AIDA|AROA)[0-9A-Z]{16}"
+    r"|gh[pousr]_[A-Za-z0-9]{30,}"
+    r"|github_pat_[A-Za-z0-9_]{22,}"
+    r"|xox[abposre]-[A-Za-z0-9-]{10,}"
+    r"|AIza[0-9A-Za-z_-]{35}"
+    r"|(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"
+    r"|glpat-[A-Za-z0-9_-]{20,}"
+    r"|hf_[A-Za-z0-9]{30,}"
+    r")(?![A-Za-z0-9_-])"
+)
+_SECRET_WORDS = ("key", "secret", "token", "passw", "pwd")
+_SECRET_NAME = r"(?:api[_-]?key|apikey|access[_-]?key|secret(?:[_-]?key)?|client[_-]?secret|(?:access|auth|refresh|api)?[_-]?token|password|passwd|pwd)"
+_KEY_VALUE = re.compile(
+    r"(?i)(?<![A-Za-z0-9])" + _SECRET_NAME + r"[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9_\-./+=~]{12,})"
+)
+_SECRET_KEY_NAME = re.compile(r"(?i)^[\w-]*" + _SECRET_NAME + r"$")
+_SSN = re.compile(r"\d(?<![\d-]\d)\d\d-\d\d-\d{4}(?![\d-])")
+_CARD = re.compile(r"\d(?<![\d-]\d)(?:[ -]?\d){12,18}(?![\d-])")
+_IBAN = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]\d\d(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
+_IPV4 = re.compile(r"\d(?<![\d.]\d)\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\.?\d)")
+_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])")
+_PHONE = re.compile(
+    r"(?:\+(?<![\w+]\+)\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"  # +CC international
+    r"|\((?<![\w+]\()\d{3}\)[ .-]?\d{3}[ .-]\d{4}"  # (555) 123-4567
+    r"|\d(?<![\w+]\d)(?:\d\d[.-]\d{3}[.-]\d{4}"  # 555-123-4567
+    r"|[ .-]\d{3}[ .-]\d{3}[ .-]\d{4}))"  # 1 555 123 4567
+    r"(?![\w-])"
+)
+
+
+def _find_email(text: str) -> Iterable[Span]:
+    if "@" in text:
+        for m in _EMAIL.finditer(text):
+            yield m.span()
+
+
+def _find_private_key(text: str) -> Iterable[Span]:
+    if "PRIVATE KEY" in text:
+        for m in _PRIVATE_KEY.finditer(text):
+            yield m.span()
+
+
+def _find_jwt(text: str) -> Iterable[Span]:
+    if "eyJ" in text:
+        for m in _JWT.finditer(text):
+            yield m.span()
+
+
+def _find_bearer(text: str) -> Iterable[Span]:
+    if "earer" in text or "EARER" in text:
+        for m in _BEARER.finditer(text):
+            yield m.span(1)
+
+
+def _find_api_key(text: str) -> Iterable[Span]:
+    if any(prefix in text for prefix in _API_KEY_PREFIXES):
+        yield from (m.span() for m in _API_KEYS.finditer(text))
+    if ("=" in text or ":" in text) and any(word in text.lower() for word in _SECRET_WORDS):
+        for m in _KEY_VALUE.finditer(text):
+            value = m.group(1).rstrip(".")
+            has_digit = any(c.isdigit() for c in value)
+            has_alpha = any(c.isalpha() for c in value)
+            if has_digit and has_alpha and _entropy(value) >= 3.0:
+                yield m.start(1), m.start(1) + len(value)
+
+
+def _find_ssn(text: str) -> Iterable[Span]:
+    for m in _SSN.finditer(text):
+        area, group, serial = m.group().split("-")
+        if area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000":
+            yield m.span()
+
+
+def _find_card(text: str) -> Iterable[Span]:
+    for m in _CARD.finditer(text):
+        digits = m.group().replace(" ", "").replace("-", "")
+        if 13 <= len(digits) <= 19 and _luhn(digits) and len(set(digits)) > 1:
+            yield m.span()
+
+
+def _find_iban(text: str) -> Iterable[Span]:
+    for m in _IBAN.finditer(text):
+        chunk = m.group()
+        # the regex may swallow a trailing word: retry shorter until the checksum holds
+        while chunk:
+            if _iban_ok(chunk.replace(" ", "")):
+                yield m.start(), m.start() + len(chunk)
+                break
+            cut = chunk.rfind(" ")
+            if cut <= 4:
+                break
+            chunk = chunk[:cut]
+
+
+def _find_ip(text: str) -> Iterable[Span]:
+    if text.count(".") >= 3:
+        for m in _IPV4.finditer(text):
+            try:
+                ipaddress.IPv4Address(m.group())
+            except ValueError:
+                continue
+            yield m.span()
+    if "::" in text or text.count(":") >= 7:
+        for m in _IPV6.finditer(text):
+            candidate = m.group()
+            if sum(c.isalnum() for c in candidate) < 3:
+                continue
+            try:
+                ipaddress.IPv6Address(candidate)
+            except ValueError:
+                continue
+            yield m.span()
+
+
+def _find_phone(text: str) -> Iterable[Span]:
+    for m in _PHONE.finditer(text):
+        digits = sum(c.isdigit() for c in m.group())
+        if 7 <= digits <= 15:
+            yield m.span()
+
+
+_DIGITS = b"0123456789"
+
+#: The built-in detectors, in priority order (an earlier kind wins an overlap).
+DEFAULT_KINDS: dict[str, Callable[[str], Iterable[Span]]] = {
+    "PRIVATE_KEY": _find_private_key,
+    "JWT": _find_jwt,
+    "TOKEN": _find_bearer,
+    "API_KEY": _find_api_key,
+    "EMAIL": _find_email,
+    "IBAN": _find_iban,
+    "CARD": _find_card,
+    "SSN": _find_ssn,
+    "IP": _find_ip,
+    "PHONE": _find_phone,
+}
+# Built-in kinds that need at least this many digits in the text to be worth looking for.
+_MIN_DIGITS = {"IBAN": 7, "CARD": 13, "SSN": 9, "IP": 4, "PHONE": 7}
+_KIND_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+# Keys whose string values are structure, not content: never redacted.
+_STRUCTURAL_KEYS = frozenset({"role", "type", "id", "tool_call_id", "name", "finish_reason", "index"})
+
+
+def _as_finder(detector: Detector) -> Callable[[str], Iterable[Span]]:
+    if isinstance(detector, str):
+        detector = re.compile(detector)
+    if isinstance(detector, re.Pattern):
+        pattern = detector
+        return lambda text: (m.span() for m in pattern.finditer(text))
+    if callable(detector):
+        return detector
+    raise InvalidRequest(
+        f"a redactor must be a regex (str or compiled) or a callable text -> spans, got {type(detector).__name__}"
+    )
+
+
+class Redactor:
+    """Finds PII and secrets and replaces them with typed placeholders.
+
+    Args:
+        kinds: Built-in kinds to use (names from :data:`DEFAULT_KINDS`); True for all, False
+            or an empty list for none.
+        patterns: Extra detectors by placeholder name: a regex (str or compiled) or a callable
+            ``text -> iterable of (start, end)``. They rank after the built-ins in overlaps.
+        plugins: Also ask installed plugins (the ``register_redactors`` hook).
+        cache_size: How many distinct strings' findings to remember (system prompts and the
+            history of a conversation are re-sent on every call; remembering them makes
+            redaction of a long conversation cheap).
+
+    Example:
+        >>> r = Redactor(patterns={"EMPLOYEE_ID": r"\\bE\\d{6}\\b"})
+        >>> r.redact_text("E123456 wrote from 10.0.0.7")[0]
+        '<EMPLOYEE_ID_1> wrote from <IP_1>'
+    """
+
+    def __init__(
+        self,
+        *,
+        kinds: bool | Iterable[str] = True,
+        patterns: Mapping[str, Detector] | None = None,
+        plugins: bool = False,
+        cache_size: int = 4096,
+    ) -> None:
+        if kinds is True:
+            chosen = list(DEFAULT_KINDS)
+        elif kinds is False:
+            chosen = []
+        else:
+            chosen = list(kinds)
+            unknown = [k for k in chosen if k not in DEFAULT_KINDS]
+            if unknown:
+                raise InvalidRequest(
+                    f"unknown redaction kind(s) {unknown}; choose from {sorted(DEFAULT_KINDS)} "
+                    "or pass your own in patterns={...}"
+                )
+        self._finders: list[tuple[str, Callable[[str], Iterable[Span]]]] = [
+            (k, DEFAULT_KINDS[k]) for k in DEFAULT_KINDS if k in chosen
+        ]
+        for name, detector in (patterns or {}).items():
+            self.add(name, detector)
+        if plugins:
+            from ..plugins import get_plugin_manager
+
+            get_plugin_manager().hook.register_redactors(register=self.add)
+        self._cache: OrderedDict[str, tuple[tuple[int, int, str], ...]] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+
+    @classmethod
+    def default(cls) -> Redactor:
+        """Every built-in kind plus every plugin's redactors (what a store uses by default)."""
+        return cls(plugins=True)
+
+    @classmethod
+    def off(cls) -> Redactor:
+        """A redactor that changes nothing."""
+        return cls(kinds=False)
+
+    @property
+    def kinds(self) -> list[str]:
+        """The placeholder names this redactor produces, in priority order."""
+        return [name for name, _ in self._finders]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self._finders)
+
+    def add(self, name: str, detector: Detector) -> None:
+        """Add a detector; ``name`` (upper-case) becomes its placeholder ``<NAME_n>``."""
+        name = name.upper()
+        if not _KIND_NAME.match(name):
+            raise InvalidRequest(f"redactor name {name!r} must look like EMPLOYEE_ID (A-Z, 0-9, _)")
+        finder = _as_finder(detector)
+        self._finders = [(k, f) for k, f in self._finders if k != name] + [(name, finder)]
+        if hasattr(self, "_cache"):
+            with self._cache_lock:
+                self._cache.clear()
+
+    # -- finding ---------------------------------------------------------------------------------
+    def find(self, text: str) -> tuple[tuple[int, int, str], ...]:
+        """Non-overlapping ``(start, end, kind)`` findings in ``text``, in order."""
+        if len(text) < 6 or not self._finders:
+            return ()
+        cacheable = 24 <= len(text) <= 65536
+        if cacheable:
+            hit = self._cache.get(text)
+            if hit is not None:
+                return hit
+        raw = text.encode("utf-8", "surrogatepass")
+        digits = len(raw) - len(raw.translate(None, _DIGITS))
+        chosen: list[tuple[int, int, str]] = []
+        for kind, finder in self._finders:
+            if digits < _MIN_DIGITS.get(kind, 0) and finder is DEFAULT_KINDS.get(kind):
+                continue
+            try:
+                spans = list(finder(text))
+            except Exception:  # noqa: BLE001 - a broken plugin detector must not break capture
+                continue
+            for start, end in spans:
+                if not 0 <= start < end <= len(text):
+                    continue
+                if any(start < e and s < end for s, e, _ in chosen):
+                    continue  # an earlier (higher-priority) kind already covers this
+                chosen.append((start, end, kind))
+        result = tuple(sorted(chosen))
+        if cacheable:
+            with self._cache_lock:
+                self._cache[text] = result
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return result
+
+    def session(self) -> RedactionSession:
+        """A numbering scope: one per captured call."""
+        return RedactionSession(self)
+
+    def redact_text(self, text: str) -> tuple[str, dict[str, int]]:
+        """Redact one text on its own; returns the text and counts per kind."""
+        session = self.session()
+        return session.text(text), dict(session.counts)
+
+
+class RedactionSession:
+    """Redacts texts and JSON-like values with one consistent numbering of placeholders.
+
+    Example:
+        >>> s = Redactor().session()
+        >>> s.value({"to": "a@b.io", "args": '{"cc": "a@b.io"}'})
+        {'to': '<EMAIL_1>', 'args': '{"cc": "<EMAIL_1>"}'}
+        >>> s.total
+        2
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self.counts: Counter[str] = Counter()
+        self._numbers: dict[tuple[str, str], str] = {}
+        self._next: Counter[str] = Counter()
+
+    @property
+    def total(self) -> int:
+        """How many spans were replaced so far."""
+        return sum(self.counts.values())
+
+    def _placeholder(self, kind: str, found: str) -> str:
+        key = (kind, found)
+        placeholder = self._numbers.get(key)
+        if placeholder is None:
+            self._next[kind] += 1
+            placeholder = f"<{kind}_{self._next[kind]}>"
+            self._numbers[key] = placeholder
+        return placeholder
+
+    def text(self, text: str) -> str:
+        """``text`` with every finding replaced."""
+        if not self.redactor._finders or text.startswith("data:"):
+            return text
+        findings = self.redactor.find(text)
+        if not findings:
+            return text
+        parts: list[str] = []
+        last = 0
+        for start, end, kind in findings:
+            parts.append(text[last:start])
+            parts.append(self._placeholder(kind, text[start:end]))
+            self.counts[kind] += 1
+            last = end
+        parts.append(text[last:])
+        return "".join(parts)
+
+    def _string(self, value: str, key: str | None) -> str:
+        if key is not None:
+            if key in _STRUCTURAL_KEYS:
+                return value
+            if key == "arguments" and value[:1] in ("{", "["):
+                return self.json_string(value)
+            if (len(value) >= 8 and not value.startswith("<") and _SECRET_KEY_NAME.match(key)
+                    and "API_KEY" in self.redactor.kinds):
+                self.counts["API_KEY"] += 1
+                return self._placeholder("API_KEY", value)
+        return self.text(value)
+
+    def json_string(self, value: str) -> str:
+        """Redact a JSON document given as a string (tool-call arguments): values only."""
+        try:
+            parsed = json.loads(value)
+        except (ValueError, RecursionError):
+            return self.text(value)
+        if not isinstance(parsed, (dict, list)):
+            return self.text(value)
+        before = self.total
+        cleaned = jsonable(parsed, text=self._string)
+        if self.total == before:
+            return value  # nothing found: keep the original bytes exactly
+        return json.dumps(cleaned, ensure_ascii=False)
+
+    def value(self, value: Any, *, max_string_chars: int | None = None, stats: dict[str, int] | None = None) -> Any:
+        """A JSON-able copy of ``value`` with every string value redacted (keys are kept)."""
+        return jsonable(value, text=self._string, max_string_chars=max_string_chars, stats=stats)

@@ -1,0 +1,589 @@
+"""The capture store: every model call, tool execution, escalation and label, in one SQLite file.
+
+The agent's thread only stamps an id and puts the record on a bounded queue
+(:meth:`CaptureStore.log` costs a few microseconds); a daemon writer thread redacts, serialises
+and batch-inserts in one transaction per batch. A write that fails is counted and logged (by
+type, never with prompt content) and never raised into the agent.
+
+Example:
+    >>> from sqlite_utils import Database
+    >>> with CaptureStore(Database(memory=True), redactor=Redactor()) as store:
+    ...     call_id = store.log({"messages": [{"role": "user", "content": "mail me: a@b.io"}],
+    ...                          "route": "slm", "content": "ok"})
+    ...     store.flush()
+    ...     row = store.db["calls"].get(call_id)
+    True
+    >>> row["messages"], row["redactions"]
+    ('[{"role":"user","content":"mail me: <EMAIL_1>"}]', 1)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlite_utils import Database
+
+from .._ids import new_id
+from ..errors import CaptureError, InvalidRequest
+from ..types import Completion
+from ._writer import STOP, FlushMarker, RowBuilder, Writer, _describe
+from .redact import Redactor
+from .schema import migrations
+
+__all__ = ["CaptureStore", "CaptureStats", "get_default_store", "set_default_store", "resolve_path",
+           "record_from_completion", "DEFAULT_PATH", "ENV_DB"]
+
+logger = logging.getLogger("slm_agents.capture")
+
+DEFAULT_PATH = "slm_agents.db"
+ENV_DB = "SLM_AGENTS_DB"
+OnFull = Literal["drop_newest", "block"]
+_DEFAULT = object()
+
+
+def resolve_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """The capture file: ``path``, else ``$SLM_AGENTS_DB``, else ``./slm_agents.db``."""
+    chosen = path if path is not None else (os.environ.get(ENV_DB) or DEFAULT_PATH)
+    return Path(chosen).expanduser().absolute()
+
+
+@dataclass(frozen=True)
+class CaptureStats:
+    """Counters of a store. ``enqueued == written + failed_writes + queued`` once idle."""
+
+    enqueued: int
+    written: int
+    dropped: int
+    failed_writes: int
+    queued: int
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def _create_private(path: Path) -> bool:
+    """Create ``path`` with mode 0600 if missing; True when this call created it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
+
+
+def _retry_locked(fn: Any, timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    delay = 0.01
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            text = str(exc).lower()
+            if ("locked" not in text and "busy" not in text) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+
+
+def _connect(path: Path, busy_timeout: float, *, autocommit: bool) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        str(path), timeout=busy_timeout, check_same_thread=False,
+        **({"isolation_level": None} if autocommit else {}),
+    )
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+    _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchall(), busy_timeout)
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def _migrate(db: Database, busy_timeout: float) -> None:
+    """Apply pending migrations under a write lock, so concurrent openers do not race."""
+    if not migrations.pending(db):
+        return
+
+    def attempt() -> None:
+        conn = db.conn
+        if conn.in_transaction:
+            conn.commit()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            migrations.apply(db)  # each migration nests as a savepoint
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    _retry_locked(attempt, busy_timeout)
+
+
+def _db_file(db: Database) -> str:
+    for _, name, file in db.execute("PRAGMA database_list").fetchall():
+        if name == "main":
+            return file or ""
+    return ""
+
+
+def _usable_from_another_thread(conn: sqlite3.Connection) -> bool:
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            conn.execute("SELECT 1").fetchall()
+            result.append(True)
+        except sqlite3.ProgrammingError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe)
+    thread.start()
+    thread.join()
+    return bool(result and result[0])
+
+
+@contextlib.contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")
+
+
+def record_from_completion(
+    completion: Completion,
+    *,
+    messages: list[dict[str, Any]],
+    tools: list[dict[str, Any]] | None = None,
+    tool_choice: Any = None,
+    params: Mapping[str, Any] | None = None,
+    **fields: Any,
+) -> dict[str, Any]:
+    """A call record built from a :class:`~slm_agents.types.Completion` (``fields`` win).
+
+    Example:
+        >>> from slm_agents.types import Completion
+        >>> rec = record_from_completion(Completion(message={"role": "assistant", "content": "hi"}),
+        ...                              messages=[{"role": "user", "content": "hello"}], route="slm")
+        >>> rec["content"], rec["route"], rec["valid"]
+        ('hi', 'slm', None)
+    """
+    message = completion.message or {}
+    tool_calls = message.get("tool_calls") or None
+    invalid = completion.invalid_tool_calls
+    record: dict[str, Any] = {
+        "messages": messages,
+        "tools": tools,
+        "tool_choice": tool_choice,
+        "params": dict(params) if params else None,
+        "content": message.get("content"),
+        "tool_calls": tool_calls,
+        "finish_reason": completion.finish_reason,
+        "valid": False if invalid else (True if tool_calls else None),
+        "confidence": completion.confidence,
+        "latency_ms": completion.latency_ms,
+        "ttft_ms": completion.ttft_ms,
+        "input_tokens": completion.usage.input_tokens,
+        "output_tokens": completion.usage.output_tokens,
+        "model": completion.model or None,
+        "runtime": completion.runtime or None,
+    }
+    if invalid:
+        record["metadata"] = {"invalid_tool_calls": invalid}
+    if "metadata" in fields and "metadata" in record:
+        fields = dict(fields)
+        record["metadata"] = {**record["metadata"], **(fields.pop("metadata") or {})}
+    record.update(fields)
+    return record
+
+
+class CaptureStore:
+    """Records model calls, tool executions, escalations and labels into one SQLite file.
+
+    Args:
+        path_or_db: A file path, a ``sqlite_utils.Database`` (``Database(memory=True)`` in tests),
+            or None for ``$SLM_AGENTS_DB`` / ``./slm_agents.db``. A new file is created mode 0600.
+        redactor: ``"default"`` (every built-in kind plus plugins' redactors), a
+            :class:`~slm_agents.capture.redact.Redactor`, or None to store text as given.
+        queue_size: Records that may wait for the writer.
+        batch_size: Most records written per transaction.
+        flush_interval: Seconds the writer waits to fill a batch before writing what it has.
+        on_full: What :meth:`log` does when the queue is full: ``"drop_newest"`` (default:
+            the new record is dropped and counted in ``stats.dropped``; the agent never waits)
+            or ``"block"`` (wait up to ``block_timeout`` seconds, None = forever, then drop).
+        block_timeout: See ``on_full``.
+        max_string_chars: A single string longer than this is cut, with a marker saying how
+            much was dropped (``calls.truncated`` counts them); None stores everything.
+        blob_min_chars: Message texts at least this long are stored once in ``blobs``.
+        busy_timeout: Seconds to wait for another writer's lock before retrying/giving up.
+        atexit_timeout: Seconds the interpreter waits at exit to flush what is queued.
+        on_connect: Called with the writer's ``sqlite3.Connection`` after it is opened.
+
+    Example:
+        >>> from sqlite_utils import Database
+        >>> store = CaptureStore(Database(memory=True))
+        >>> cid = store.log({"messages": [{"role": "user", "content": "hi"}], "route": "llm"})
+        >>> store.flush(), store.db["calls"].count, store.stats.written
+        (True, 1, 1)
+        >>> store.close()
+    """
+
+    def __init__(
+        self,
+        path_or_db: str | os.PathLike[str] | Database | None = None,
+        *,
+        redactor: Redactor | str | None = "default",
+        queue_size: int = 10_000,
+        batch_size: int = 500,
+        flush_interval: float = 0.2,
+        on_full: OnFull = "drop_newest",
+        block_timeout: float | None = None,
+        max_string_chars: int | None = 1_000_000,
+        blob_min_chars: int = 1024,
+        busy_timeout: float = 30.0,
+        atexit_timeout: float = 5.0,
+        on_connect: Any = None,
+    ) -> None:
+        if on_full not in ("drop_newest", "block"):
+            raise InvalidRequest(f"on_full must be 'drop_newest' or 'block', not {on_full!r}")
+        if queue_size < 1 or batch_size < 1:
+            raise InvalidRequest("queue_size and batch_size must be at least 1")
+        if redactor == "default":
+            redactor = Redactor.default()
+        elif isinstance(redactor, str):
+            raise InvalidRequest(f"redactor must be 'default', a Redactor or None, not {redactor!r}")
+        self.redactor: Redactor | None = redactor
+        self._options = dict(
+            queue_size=queue_size, batch_size=batch_size, flush_interval=flush_interval,
+            max_string_chars=max_string_chars, blob_min_chars=blob_min_chars, busy_timeout=busy_timeout,
+        )
+        self.on_full: OnFull = on_full
+        self.block_timeout = block_timeout
+        self._on_connect = on_connect
+        self._owns_db = not isinstance(path_or_db, Database)
+        self.path: Path | None
+        try:
+            if isinstance(path_or_db, Database):
+                self._db: Database | None = path_or_db
+                self.path = Path(_db_file(path_or_db)) if _db_file(path_or_db) else None
+                _migrate(path_or_db, busy_timeout)
+            else:
+                self.path = resolve_path(path_or_db)
+                created = _create_private(self.path)
+                old_umask = os.umask(0o077) if created else None
+                try:
+                    conn = _connect(self.path, busy_timeout, autocommit=False)
+                    self._db = Database(conn)
+                    _migrate(self._db, busy_timeout)
+                finally:
+                    if old_umask is not None:
+                        os.umask(old_umask)
+        except (sqlite3.Error, OSError) as exc:
+            where = str(self.path) if getattr(self, "path", None) else "the given database"
+            raise CaptureError(
+                f"cannot open the capture store at {where}: {exc}. Check the path is writable, "
+                f"or choose another with CaptureStore(path) or ${ENV_DB}."
+            ) from exc
+        self._shared_conn = self.path is None  # an in-memory database: one connection for all
+        self._inline = self._shared_conn and not _usable_from_another_thread(self._db.conn)
+        self._owner_thread = threading.get_ident()
+        self._closed = False
+        self._start()
+        _live_stores.add(self)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def _start(self) -> None:
+        opts = self._options
+        self._pid = os.getpid()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=opts["queue_size"])
+        self._count_lock = threading.Lock()
+        self._enqueued = 0
+        self._dropped = 0
+        builder = RowBuilder(self.redactor, max_string_chars=opts["max_string_chars"],
+                             blob_min_chars=opts["blob_min_chars"])
+        self._writer = Writer(
+            q=self._queue, connect=_writer_connector(self), builder=builder,
+            batch_size=opts["batch_size"], flush_interval=opts["flush_interval"],
+            lock_timeout=opts["busy_timeout"], label=str(self.path or ":memory:"),
+        )
+        if not self._inline:
+            self._writer.start()
+        self._finalizer = weakref.finalize(self, _shutdown, self._writer, self._inline, None, 5.0)
+
+    def _after_fork(self) -> None:
+        """In a forked child: a fresh queue, writer and connections (never the parent's)."""
+        if self._closed:
+            return
+        self._finalizer.detach()
+        # Never close what the parent opened: closing a file descriptor drops this process's
+        # POSIX locks on the file, including the ones our new connections hold.
+        _inherited.extend(c for c in (self._writer.conn, self._db) if c is not None)
+        if self._shared_conn:
+            self._closed = True  # an in-memory database cannot be shared with a child
+            return
+        self._db = None  # reopened lazily: the parent's connection must not be used here
+        self._start()
+
+    @property
+    def db(self) -> Database:
+        """The ``sqlite_utils.Database`` to read from (rows appear after :meth:`flush`)."""
+        if self._db is None:
+            assert self.path is not None
+            self._db = Database(_connect(self.path, self._options["busy_timeout"], autocommit=False))
+        return self._db
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def stats(self) -> CaptureStats:
+        """A snapshot of the counters."""
+        return CaptureStats(
+            enqueued=self._enqueued, written=self._writer.written, dropped=self._dropped,
+            failed_writes=self._writer.failed, queued=self._queue.qsize(),
+        )
+
+    enqueued = property(lambda self: self._enqueued, doc="Records accepted onto the queue.")
+    written = property(lambda self: self._writer.written, doc="Records written.")
+    dropped = property(lambda self: self._dropped, doc="Records dropped (queue full, or store closed).")
+    failed_writes = property(lambda self: self._writer.failed, doc="Records whose write failed.")
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until everything logged before this call is written (or failed).
+
+        Returns:
+            True when done; False on timeout (or when the store is closed).
+        """
+        if self._closed:
+            return self._queue.empty()
+        if self._inline:
+            if threading.get_ident() != self._owner_thread:
+                return False  # the connection only works in its own thread
+            self._writer.drain()
+            return True
+        deadline = None if timeout is None else time.monotonic() + timeout
+        marker = FlushMarker()
+        try:
+            self._queue.put(marker, timeout=timeout)
+        except queue.Full:
+            return False
+        while not marker.event.wait(0.05):
+            if not self._writer.alive():
+                return False
+            if deadline is not None and time.monotonic() >= deadline:
+                return False
+        return True
+
+    async def aflush(self, timeout: float | None = None) -> bool:
+        """:meth:`flush` without blocking the event loop."""
+        if self._inline:
+            return self.flush(timeout)
+        return await asyncio.to_thread(self.flush, timeout)
+
+    def close(self, timeout: float | None = 10.0) -> None:
+        """Flush, stop the writer and close the connections the store opened. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._finalizer.detach()
+        _shutdown(self._writer, self._inline, self._db if self._owns_db else None, timeout)
+        _live_stores.discard(self)
+
+    async def aclose(self, timeout: float | None = 10.0) -> None:
+        """:meth:`close` without blocking the event loop."""
+        if self._inline:
+            self.close(timeout)
+        else:
+            await asyncio.to_thread(self.close, timeout)
+
+    def __enter__(self) -> CaptureStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<CaptureStore {self.path or ':memory:'} {self.stats.as_dict()}>"
+
+    # -- the hot path ----------------------------------------------------------------------------
+    def _put(self, item: tuple[str, str, float, Mapping[str, Any]]) -> bool:
+        if self._pid < 0:  # set in a forked child by _reinit_after_fork
+            self._after_fork()
+        if self._closed:
+            with self._count_lock:
+                self._dropped += 1
+            return False
+        try:
+            if self.on_full == "block":
+                self._queue.put(item, timeout=self.block_timeout)
+            else:
+                self._queue.put_nowait(item)
+        except queue.Full:
+            with self._count_lock:
+                self._dropped += 1
+                dropped = self._dropped
+            if dropped & (dropped - 1) == 0:  # 1, 2, 4, 8, ...: say so without flooding the log
+                logger.warning("capture queue full: %d record(s) dropped so far (raise queue_size?)", dropped)
+            return False
+        with self._count_lock:
+            self._enqueued += 1
+        if self._inline and self._queue.qsize() >= self._options["batch_size"] and \
+                threading.get_ident() == self._owner_thread:
+            self._writer.drain()
+        return True
+
+    def log(self, record: Mapping[str, Any]) -> str:
+        """Queue one model call; returns its id at once (the write happens in the background).
+
+        ``record`` keys are described in docs/capture.md; only ``messages`` is required. Do not
+        mutate the record's nested values after logging it.
+
+        Raises:
+            InvalidRequest: ``record`` is not a mapping or has no ``messages`` (a programming
+                error, raised immediately). Nothing else is ever raised.
+        """
+        if not isinstance(record, Mapping) or "messages" not in record:
+            raise InvalidRequest("a call record is a dict with at least 'messages' (OpenAI chat format)")
+        rid = record.get("id") or new_id()
+        self._put(("call", str(rid), time.time(), dict(record)))
+        return str(rid)
+
+    def log_completion(
+        self,
+        completion: Completion,
+        *,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]] | None = None,
+        tool_choice: Any = None,
+        params: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> str:
+        """Queue a call built from a :class:`~slm_agents.types.Completion`; returns its id."""
+        return self.log(record_from_completion(
+            completion, messages=messages, tools=tools, tool_choice=tool_choice, params=params, **fields
+        ))
+
+    def log_tool(self, record: Mapping[str, Any]) -> str:
+        """Queue one tool execution: ``call_id``, ``name``, ``arguments``, ``result`` or
+        ``error`` (an exception or text), ``latency_ms``, plus ``model_call_id``, ``run_id``, ...
+        """
+        if not isinstance(record, Mapping):
+            raise InvalidRequest("a tool record is a dict: call_id, name, arguments, result or error, latency_ms")
+        rid = record.get("id") or new_id()
+        self._put(("tool", str(rid), time.time(), dict(record)))
+        return str(rid)
+
+    def link_escalation(self, slm_call_id: str, llm_call_id: str, reason: str, **extra: Any) -> str:
+        """Record that the LLM call ``llm_call_id`` replaced the SLM attempt ``slm_call_id``."""
+        rid = new_id()
+        rec = {"slm_call_id": slm_call_id, "llm_call_id": llm_call_id, "reason": reason, **extra}
+        self._put(("escalation", rid, time.time(), rec))
+        return rid
+
+    def label(self, call_or_run_id: str, label: str | None = None, *, score: float | None = None,
+              note: str | None = None, **extra: Any) -> str:
+        """Attach feedback to a call or a run; returns the label's id."""
+        rid = new_id()
+        rec = {"target_id": call_or_run_id, "label": label, "score": score, "note": note, "extra": extra}
+        self._put(("label", rid, time.time(), rec))
+        return rid
+
+    def get_call(self, call_id: str, *, hydrate: bool = True) -> dict[str, Any] | None:
+        """One stored call as a dict, JSON columns decoded and blobs put back (see ``read_call``)."""
+        from .query import read_call
+
+        return read_call(self.db, call_id, hydrate=hydrate)
+
+
+def _shutdown(writer: Writer, inline: bool, db: Database | None, timeout: float | None) -> None:
+    """Stop ``writer`` after it wrote what is queued; close ``db`` (the store's own connection)."""
+    try:
+        if inline:
+            writer.drain()
+        elif writer.alive():
+            try:
+                writer.queue.put(STOP, timeout=timeout)
+            except queue.Full:
+                logger.warning("capture: queue still full at close; %d record(s) not written",
+                               writer.queue.qsize())
+            writer.join(timeout)
+        if db is not None and not writer.alive():
+            db.conn.close()
+    except Exception as exc:  # noqa: BLE001 - closing must never raise into the agent
+        logger.warning("capture: error while closing (%s)", _describe(exc))
+
+
+def _writer_connector(store: CaptureStore) -> Any:
+    """The writer's connection factory; it must not hold a reference to the store itself."""
+    if store._shared_conn:
+        db = store._db
+        assert db is not None
+        return lambda: (db.conn, db.atomic)
+    path, busy_timeout, on_connect = store.path, store._options["busy_timeout"], store._on_connect
+    assert path is not None
+
+    def connect() -> tuple[sqlite3.Connection, Any]:
+        conn = _connect(path, busy_timeout, autocommit=True)
+        if on_connect is not None:
+            on_connect(conn)
+        return conn, lambda: _immediate(conn)
+
+    return connect
+
+
+_live_stores: weakref.WeakSet[CaptureStore] = weakref.WeakSet()
+_inherited: list[Any] = []
+
+
+def _reinit_after_fork() -> None:
+    for store in list(_live_stores):
+        store._pid = -1  # the next log() in the child rebuilds the writer
+    _defaults.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reinit_after_fork)
+
+_defaults_lock = threading.Lock()
+_defaults: dict[str, CaptureStore] = {}
+
+
+def get_default_store(path: str | os.PathLike[str] | None = None, **options: Any) -> CaptureStore:
+    """The process-wide store for ``path`` (default ``$SLM_AGENTS_DB`` or ``./slm_agents.db``).
+
+    Created on first use with ``options`` (later calls ignore them); one per process and path.
+    """
+    key = str(resolve_path(path))
+    with _defaults_lock:
+        store = _defaults.get(key)
+        if store is None or store.closed:
+            store = CaptureStore(key, **options)
+            _defaults[key] = store
+        return store
+
+
+def set_default_store(store: CaptureStore | None, path: str | os.PathLike[str] | None = None) -> None:
+    """Make ``store`` the default for ``path`` (None forgets it); for tests and embedding."""
+    key = str(resolve_path(path))
+    with _defaults_lock:
+        if store is None:
+            _defaults.pop(key, None)
+        else:
+            _defaults[key] = store

@@ -1,0 +1,227 @@
+"""``slm-agents`` commands over the capture database: stats, calls, call, merge, redact-check.
+
+:func:`register` adds them to the main ``slm-agents`` click group. Every command takes
+``--db PATH`` (default ``$SLM_AGENTS_DB`` or ``./slm_agents.db``). The same file opens in
+Datasette as it is: ``datasette slm_agents.db``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from typing import Any
+
+import click
+
+__all__ = ["register", "stats_command", "calls_command", "call_command", "merge_command", "redact_check_command"]
+
+_db_option = click.option(
+    "--db", "db_path", type=click.Path(dir_okay=False), default=None, envvar="SLM_AGENTS_DB",
+    help="Capture database (default: $SLM_AGENTS_DB or ./slm_agents.db).",
+)
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
+
+
+def _open(db_path: str | None) -> Any:
+    from sqlite_utils import Database
+
+    from .capture import migrate, resolve_path
+
+    path = resolve_path(db_path)
+    if not path.exists():
+        raise click.ClickException(
+            f"no capture database at {path}. Run an agent with capture on, or pass --db PATH."
+        )
+    db = Database(path)
+    migrate(db)  # an older file gets the current schema (migrations only add)
+    return db
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    if not rows:
+        return "  (none)"
+
+    def fmt(value: Any) -> str:
+        if value is None:
+            return "-"
+        if isinstance(value, float):
+            return f"{value:.1f}"
+        return str(value)
+
+    cells = [[fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    lines = ["  " + "  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines.append("  " + "  ".join("-" * w for w in widths))
+    lines += ["  " + "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in cells]
+    return "\n".join(lines)
+
+
+def _price_option(name: str, default_help: str) -> Any:
+    return click.option(
+        f"--price-{name.replace('_', '-')}", name, type=float, default=None,
+        envvar=f"SLM_AGENTS_PRICE_{name.upper()}", show_envvar=True,
+        help=f"USD per million tokens ({default_help}).",
+    )
+
+
+@click.command("stats")
+@_db_option
+@_json_option
+@_price_option("llm_input", "default 2.50")
+@_price_option("llm_output", "default 10.00")
+@_price_option("slm_input", "default 0")
+@_price_option("slm_output", "default 0")
+def stats_command(db_path: str | None, as_json: bool, **prices: float | None) -> None:
+    """Calls by route, model and task; escalations; tokens; latency; estimated cost saved.
+
+    Savings price the SLM calls that were kept (not escalated, no error) at the LLM's rate
+    minus the SLM's, and subtract what escalated, failed and shadow SLM calls cost.
+    """
+    from .capture import Prices, stats
+
+    summary = stats(_open(db_path), Prices.from_env(**prices))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    cost = summary["cost"]
+    p = cost["prices_per_million_tokens"]
+    out = [
+        f"{summary['calls']} calls, {summary['tool_executions']} tool executions, {summary['labels']} labels",
+        f"tokens: {summary['tokens']['input']} in, {summary['tokens']['output']} out; "
+        f"latency p50 {_ms(summary['latency']['p50_ms'])}, p95 {_ms(summary['latency']['p95_ms'])}",
+        "",
+        "by route:",
+        _table(summary["by_route"], ["route", "calls", "input_tokens", "output_tokens", "errors", "invalid", "p50_ms", "p95_ms"]),
+        "",
+        "by model:",
+        _table(summary["by_model"], ["model", "calls", "input_tokens", "output_tokens", "p50_ms", "p95_ms"]),
+        "",
+        "by task:",
+        _table(summary["by_task"], ["task", "calls", "input_tokens", "output_tokens", "errors", "p50_ms", "p95_ms"]),
+        "",
+        "escalation reasons:",
+        _table(summary["escalations"] or summary["escalation_reasons_on_calls"], ["reason", "count"]),
+        "",
+        f"estimated cost (USD per 1M tokens: LLM {p['llm_input']}/{p['llm_output']} in/out, "
+        f"SLM {p['slm_input']}/{p['slm_output']}):",
+        f"  LLM calls ${cost['llm_cost']:.4f}, SLM calls ${cost['slm_cost']:.4f}, "
+        f"all-LLM would have been ${cost['cost_if_all_llm']:.4f}",
+        f"  saved ${cost['saved']:.4f}"
+        + (f" ({cost['saved_fraction']:.0%})" if cost["saved_fraction"] is not None else "")
+        + f" over {cost['slm_calls_kept']} SLM calls kept",
+    ]
+    click.echo("\n".join(out))
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
+
+
+def _list(db_path: str | None, route: str | None, task: str | None, model: str | None, limit: int, as_json: bool) -> None:
+    from .capture import list_calls
+
+    rows = list_calls(_open(db_path), route=route, task=task, model=model, limit=limit)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        row["tokens"] = f"{row['input_tokens'] or 0}/{row['output_tokens'] or 0}"
+        row["answer"] = (row["content"] or "").replace("\n", " ")[:40] or (
+            f"tools: {row['tool_names']}" if row["tool_names"] else ""
+        )
+    click.echo(_table(rows, ["id", "ts", "route", "task", "model", "finish_reason", "latency_ms", "tokens", "answer"]))
+
+
+def _show(db_path: str | None, call_id: str) -> None:
+    from .capture import read_call
+
+    call = read_call(_open(db_path), call_id)
+    if call is None:
+        raise click.ClickException(f"no call with id {call_id!r}; list ids with: slm-agents calls")
+    click.echo(json.dumps(call, indent=2, ensure_ascii=False))
+
+
+@click.group("calls", invoke_without_command=True)
+@_db_option
+@click.option("--route", help="Only this route: slm, llm or shadow.")
+@click.option("--task", help="Only this task.")
+@click.option("--model", help="Only this model.")
+@click.option("--limit", "-n", type=int, default=20, show_default=True, help="How many, newest first.")
+@_json_option
+@click.pass_context
+def calls_command(ctx: click.Context, db_path: str | None, route: str | None, task: str | None,
+                  model: str | None, limit: int, as_json: bool) -> None:
+    """List captured calls, newest first; ``calls show ID`` prints one in full."""
+    ctx.ensure_object(dict)
+    ctx.obj["db_path"] = db_path
+    if ctx.invoked_subcommand is None:
+        _list(db_path, route, task, model, limit, as_json)
+
+
+@calls_command.command("show")
+@click.argument("call_id")
+@_db_option
+@click.pass_context
+def calls_show_command(ctx: click.Context, call_id: str, db_path: str | None) -> None:
+    """Print one call in full (JSON), with its tools, tool executions, escalations and labels."""
+    _show(db_path or (ctx.obj or {}).get("db_path"), call_id)
+
+
+@click.command("call")
+@click.argument("call_id")
+@_db_option
+def call_command(call_id: str, db_path: str | None) -> None:
+    """Print one call in full (same as ``calls show ID``)."""
+    _show(db_path, call_id)
+
+
+@click.command("merge")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The combined file.")
+def merge_command(sources: tuple[str, ...], output: str) -> None:
+    """Combine per-worker capture files into one (rows deduplicated on id, blobs on hash)."""
+    from .capture import merge
+    from .errors import CaptureError
+
+    try:
+        added = merge(output, list(sources))
+    except CaptureError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"merged {len(sources)} file(s) into {output}: "
+               + ", ".join(f"{n} {table}" for table, n in added.items()))
+
+
+@click.command("redact-check")
+@click.argument("file", type=click.File("r", encoding="utf-8", errors="surrogateescape"))
+def redact_check_command(file: Any) -> None:
+    """Print FILE redacted as the capture store would store it; counts per kind on stderr.
+
+    Use ``-`` for standard input.
+    """
+    from .capture import Redactor
+    from .capture._utils import clean_text
+
+    redactor = Redactor.default()
+    session = redactor.session()
+    click.echo(clean_text(session.text(file.read())), nl=False)  # whole text: PEM keys span lines
+    counts = Counter(session.counts)
+    summary = ", ".join(f"{kind}: {n}" for kind, n in counts.most_common()) or "nothing found"
+    click.echo(f"redact-check: {sum(counts.values())} redaction(s) — {summary}", err=True)
+
+
+def register(group: click.Group) -> None:
+    """Add the capture commands to ``group`` (the main ``slm-agents`` group)."""
+    for command in (stats_command, calls_command, call_command, merge_command, redact_check_command):
+        group.add_command(command)
+
+
+def _main() -> None:  # pragma: no cover - lets the commands run before cli.py wires them
+    group = click.Group("slm-agents")
+    register(group)
+    group()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    _main()
+    sys.exit(0)
