@@ -1,0 +1,296 @@
+"""Private helpers: LlamaIndex messages, tools and responses <-> the core's OpenAI-format dicts.
+
+Everything here is a translation; no routing, parsing or storage logic lives in the face.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from llama_index.core.base.llms.types import (
+    ChatMessage,
+    ChatResponse,
+    MessageRole,
+    TextBlock,
+    ToolCallBlock,
+)
+from llama_index.core.llms.llm import ToolSelection
+
+from slm_agents.toolcalls import new_call_id
+from slm_agents.types import Completion, Usage
+
+__all__ = [
+    "ROLE_MAP",
+    "to_openai_messages",
+    "to_openai_message",
+    "message_tool_calls",
+    "tools_to_openai",
+    "resolve_tool_choice",
+    "completion_to_message",
+    "completion_to_response",
+    "completion_from_response",
+    "tool_selections",
+    "usage_from_response",
+    "keep_first_tool_call",
+    "usage_kwargs",
+    "jsonable",
+]
+
+#: LlamaIndex roles that are spelled differently in OpenAI's chat format.
+ROLE_MAP = {
+    MessageRole.CHATBOT.value: "assistant",
+    MessageRole.MODEL.value: "assistant",
+    MessageRole.FUNCTION.value: "tool",
+}
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON-able data (pydantic models dumped, unknown objects as ``repr``)."""
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [jsonable(v) for v in value]
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):
+        try:
+            return jsonable(dump())
+        except Exception:  # a broken model_dump must not break translation
+            pass
+    return repr(value)
+
+
+def _arguments_text(arguments: Any) -> str:
+    if arguments is None:
+        return "{}"
+    if isinstance(arguments, str):
+        return arguments or "{}"
+    return json.dumps(jsonable(arguments), ensure_ascii=False)
+
+
+def _openai_call(call: Any) -> dict[str, Any] | None:
+    """One tool call in OpenAI format, from a dict or an SDK object (``additional_kwargs`` style)."""
+    if not isinstance(call, Mapping):
+        dump = getattr(call, "model_dump", None)
+        if callable(dump):
+            call = dump()
+        elif isinstance(call, ToolSelection):
+            call = {"id": call.tool_id, "function": {"name": call.tool_name, "arguments": call.tool_kwargs}}
+        else:
+            return None
+    fn = call.get("function") or {}
+    name = fn.get("name") or call.get("name")
+    if not name:
+        return None
+    args = fn.get("arguments", call.get("arguments"))
+    return {
+        "id": call.get("id") or new_call_id(),
+        "type": "function",
+        "function": {"name": name, "arguments": _arguments_text(args)},
+    }
+
+
+def message_tool_calls(message: ChatMessage) -> list[dict[str, Any]]:
+    """The tool calls of a LlamaIndex message, in OpenAI format.
+
+    ``ToolCallBlock`` blocks (llama-index-core 0.14) come first; messages from older integrations
+    that keep their calls in ``additional_kwargs["tool_calls"]`` are read from there.
+    """
+    calls = [
+        {
+            "id": block.tool_call_id or new_call_id(),
+            "type": "function",
+            "function": {"name": block.tool_name, "arguments": _arguments_text(block.tool_kwargs)},
+        }
+        for block in message.blocks
+        if isinstance(block, ToolCallBlock)
+    ]
+    if calls:
+        return calls
+    found = []
+    for call in message.additional_kwargs.get("tool_calls") or []:
+        converted = _openai_call(call)
+        if converted is not None:
+            found.append(converted)
+    return found
+
+
+def _text_of(message: ChatMessage) -> str:
+    parts = [block.text for block in message.blocks if isinstance(block, TextBlock)]
+    return "\n".join(parts)
+
+
+def to_openai_message(message: ChatMessage) -> dict[str, Any]:
+    """One LlamaIndex ``ChatMessage`` as an OpenAI chat-format dict (text content only)."""
+    role = message.role.value if isinstance(message.role, MessageRole) else str(message.role)
+    role = ROLE_MAP.get(role, role)
+    out: dict[str, Any] = {"role": role, "content": _text_of(message)}
+    if role == "assistant":
+        calls = message_tool_calls(message)
+        if calls:
+            out["tool_calls"] = calls
+            out["content"] = out["content"] or None
+    elif role == "tool":
+        call_id = message.additional_kwargs.get("tool_call_id")
+        if call_id:
+            out["tool_call_id"] = str(call_id)
+        name = message.additional_kwargs.get("name") or message.additional_kwargs.get("tool_name")
+        if name:
+            out["name"] = str(name)
+    return out
+
+
+def to_openai_messages(messages: Sequence[ChatMessage]) -> list[dict[str, Any]]:
+    """LlamaIndex messages as OpenAI chat-format dicts."""
+    return [to_openai_message(m) for m in messages]
+
+
+def tools_to_openai(tools: Sequence[Any] | None) -> list[dict[str, Any]]:
+    """LlamaIndex tools (``BaseTool``, anything with ``.metadata.to_openai_tool``) or tool dicts
+    as OpenAI tool dicts."""
+    out: list[dict[str, Any]] = []
+    for tool in tools or []:
+        if isinstance(tool, Mapping):
+            out.append(dict(tool))
+            continue
+        metadata = getattr(tool, "metadata", None)
+        to_openai = getattr(metadata, "to_openai_tool", None)
+        if callable(to_openai):
+            out.append(to_openai(skip_length_check=True))
+    return out
+
+
+def resolve_tool_choice(tool_choice: Any, tool_required: bool) -> Any:
+    """The OpenAI-style tool_choice for a request: ``tool_required`` turns ``None``/``"auto"`` into
+    ``"required"``; anything else (``"none"``, a tool name, an OpenAI dict) passes through."""
+    if tool_choice is None or tool_choice == "auto":
+        return "required" if tool_required else "auto"
+    return tool_choice
+
+
+def completion_to_message(completion: Completion) -> ChatMessage:
+    """The assistant message of a core ``Completion``: text in a ``TextBlock``, each tool call in a
+    ``ToolCallBlock`` and, for integrations that read them there, in
+    ``additional_kwargs["tool_calls"]`` (OpenAI format)."""
+    blocks: list[Any] = []
+    if completion.content:
+        blocks.append(TextBlock(text=completion.content))
+    for call in completion.parsed_tool_calls():
+        blocks.append(ToolCallBlock(tool_call_id=call["id"], tool_name=call["name"], tool_kwargs=call["arguments"]))
+    extra: dict[str, Any] = {}
+    if completion.tool_calls:
+        extra["tool_calls"] = [dict(c) for c in completion.tool_calls]
+    return ChatMessage(role=MessageRole.ASSISTANT, blocks=blocks, additional_kwargs=extra)
+
+
+def usage_kwargs(usage: Usage) -> dict[str, int]:
+    """Token counts under the keys LlamaIndex integrations put in ``additional_kwargs``."""
+    return {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+def completion_to_response(completion: Completion, *, delta: str | None = None) -> ChatResponse:
+    """A ``ChatResponse`` for a core ``Completion``.
+
+    ``raw`` is ``completion.to_dict()`` (JSON-ready: message, finish_reason, usage with
+    ``input_tokens``/``output_tokens``, latency, confidence, model, runtime, invalid calls);
+    ``additional_kwargs`` has the token counts (``prompt_tokens``/``completion_tokens``/
+    ``total_tokens``), ``finish_reason`` and ``confidence``.
+    """
+    return ChatResponse(
+        message=completion_to_message(completion),
+        raw=completion.to_dict(),
+        delta=delta,
+        additional_kwargs={
+            **usage_kwargs(completion.usage),
+            "finish_reason": completion.finish_reason,
+            "confidence": completion.confidence,
+        },
+    )
+
+
+def completion_from_response(response: ChatResponse) -> Completion:
+    """The core ``Completion`` behind a ``ChatResponse``.
+
+    Responses of :class:`~llamaindex_slm.SLM` carry it whole in ``raw``; any other LLM's answer is
+    translated (message, usage when reported; no confidence).
+    """
+    raw = response.raw
+    if isinstance(raw, Mapping) and isinstance(raw.get("message"), Mapping) and "finish_reason" in raw:
+        usage = raw.get("usage") or {}
+        return Completion(
+            message=dict(raw["message"]),
+            finish_reason=raw.get("finish_reason") or "stop",
+            usage=Usage(int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)),
+            latency_ms=float(raw.get("latency_ms") or 0.0),
+            ttft_ms=raw.get("ttft_ms"),
+            confidence=raw.get("confidence"),
+            model=str(raw.get("model") or ""),
+            runtime=str(raw.get("runtime") or ""),
+            invalid_tool_calls=list(raw.get("invalid_tool_calls") or []),
+        )
+    message = to_openai_message(response.message)
+    message["role"] = "assistant"
+    inp, out = usage_from_response(response)
+    finish = "tool_calls" if message.get("tool_calls") else "stop"
+    return Completion(message=message, finish_reason=finish, usage=Usage(inp or 0, out or 0))
+
+
+def tool_selections(message: ChatMessage) -> list[ToolSelection]:
+    """``ToolSelection`` objects (with the call ids) for the tool calls in ``message``."""
+    out = []
+    for call in message_tool_calls(message):
+        fn = call["function"]
+        try:
+            kwargs = json.loads(fn["arguments"] or "{}")
+        except (TypeError, ValueError):  # a partial call while streaming
+            kwargs = {}
+        out.append(ToolSelection(tool_id=call["id"], tool_name=fn["name"], tool_kwargs=kwargs if isinstance(kwargs, dict) else {}))
+    return out
+
+
+def keep_first_tool_call(response: ChatResponse) -> None:
+    """Drop every tool call after the first (when parallel calls were not allowed)."""
+    message = response.message
+    blocks = [b for b in message.blocks if isinstance(b, ToolCallBlock)]
+    if len(blocks) > 1:
+        message.blocks = [b for b in message.blocks if not isinstance(b, ToolCallBlock) or b is blocks[0]]
+    calls = message.additional_kwargs.get("tool_calls")
+    if isinstance(calls, list) and len(calls) > 1:
+        message.additional_kwargs["tool_calls"] = calls[:1]
+
+
+def _get(obj: Any, key: str) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(key)
+    return getattr(obj, key, None)
+
+
+def usage_from_response(response: Any) -> tuple[int | None, int | None]:
+    """(input tokens, output tokens) of any LlamaIndex chat/completion response, when reported.
+
+    Looks in ``raw.usage`` (``input_tokens``/``output_tokens`` or OpenAI's ``prompt_tokens``/
+    ``completion_tokens``), Ollama's ``prompt_eval_count``/``eval_count``, then
+    ``additional_kwargs``.
+    """
+    raw = _get(response, "raw")
+    places = [_get(raw, "usage"), raw, _get(response, "additional_kwargs")]
+    for place in places:
+        if place is None:
+            continue
+        for inp_key, out_key in (
+            ("input_tokens", "output_tokens"),
+            ("prompt_tokens", "completion_tokens"),
+            ("prompt_eval_count", "eval_count"),
+        ):
+            inp, out = _get(place, inp_key), _get(place, out_key)
+            if isinstance(inp, int) or isinstance(out, int):
+                return (inp if isinstance(inp, int) else None, out if isinstance(out, int) else None)
+    return None, None
+

@@ -1,0 +1,124 @@
+"""The instrumentation capture handler: what lands in the store, for any LlamaIndex LLM."""
+
+from __future__ import annotations
+
+import pytest
+from llama_index.core.agent.workflow import FunctionAgent
+from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.llms.mock import MockFunctionCallingLLM, MockLLM
+
+from llamaindex_slm import SLM, RouterLLM, slm_agents_capture
+from slm_agents import FakeRuntime
+
+ADD_CALL = {"tool_calls": [{"name": "add", "arguments": {"a": 1, "b": 2}}], "usage": (40, 7), "confidence": 0.8}
+
+
+def user(text: str) -> ChatMessage:
+    return ChatMessage(role="user", content=text)
+
+
+def test_slm_chat_with_tools_is_recorded(captured, store, add_tool) -> None:
+    SLM(runtime=FakeRuntime([ADD_CALL])).chat_with_tools([add_tool], user_msg="1+2?")
+    [row] = captured()
+    assert row["framework"] == "llamaindex" and row["runtime"] == "fake" and row["model"] == "fake-slm"
+    assert row["messages"] == [{"role": "user", "content": "1+2?"}]
+    assert row["tools"][0]["function"]["name"] == "add" and row["tool_choice"] == "auto"
+    assert row["tool_calls"][0]["function"]["name"] == "add"
+    assert (row["input_tokens"], row["output_tokens"], row["confidence"], row["valid"]) == (40, 7, 0.8, 1)
+    assert row["run_id"].startswith("SLM.chat-") and row["latency_ms"] >= 0
+    assert row["params"] == {"parallel_tool_calls": False}
+
+
+def test_any_llamaindex_llm_is_recorded_and_streams_reassembled(captured, store) -> None:
+    MockLLM().complete("echo me")
+    chunks = list(MockFunctionCallingLLM().stream_chat([user("stream me")]))
+    assert chunks
+    complete_row, stream_row = captured()
+    assert complete_row["runtime"] == "MockLLM" and complete_row["content"] == "echo me"
+    assert complete_row["messages"] == [{"role": "user", "content": "echo me"}]
+    assert stream_row["content"] == "stream me" and stream_row["ttft_ms"] is not None
+    assert stream_row["metadata"]["streamed"] is True
+
+
+def test_complete_delegating_to_chat_is_one_row(captured, store) -> None:
+    SLM(runtime=FakeRuntime(["fine"])).complete("how are you")
+    [row] = captured()
+    assert row["run_id"].startswith("SLM.chat-") and row["content"] == "fine"
+
+
+async def test_errors_are_recorded_not_hidden(captured, store) -> None:
+    llm = SLM(runtime=FakeRuntime([RuntimeError("boom"), RuntimeError("boom again")]))
+    with pytest.raises(RuntimeError, match="boom"):
+        llm.chat([user("hi")])
+    with pytest.raises(RuntimeError, match="boom again"):
+        [c async for c in await llm.astream_chat([user("hi")])]
+    errors = captured()
+    assert [(r["error_type"], r["error_message"]) for r in errors] == [
+        ("RuntimeError", "boom"), ("RuntimeError", "boom again")]
+
+
+async def test_agent_run_rows_carry_step_agent_and_span_links(captured, store, add_tool) -> None:
+    rt = FakeRuntime([ADD_CALL, "It is 3."])
+    await FunctionAgent(name="calc", tools=[add_tool], llm=SLM(runtime=rt)).run("1+2?")
+    first, second = captured()
+    for row in (first, second):
+        assert row["task"] == "run_agent_step"
+        assert row["parent_run_id"].startswith("BaseWorkflowAgent.run_agent_step-")
+        assert row["metadata"]["agent"] == "calc" and row["metadata"]["workflow"] == "FunctionAgent"
+    assert first["metadata"]["workflow_run_id"] == second["metadata"]["workflow_run_id"]
+    assert second["messages"][-1]["role"] == "tool" and second["content"] == "It is 3."
+
+
+async def test_router_rows_have_route_reason_and_linked_escalation(captured, store, add_tool) -> None:
+    rt = FakeRuntime([{"tool_calls": [{"name": "subtract", "arguments": {}}]}])
+    router = RouterLLM(slm=SLM(runtime=rt), llm=MockFunctionCallingLLM(), task="math")
+    await router.achat_with_tools([add_tool], user_msg="1+2?")
+    slm_row, llm_row = captured()
+    assert (slm_row["route"], slm_row["escalation_reason"], slm_row["runtime"]) == ("slm", "unknown_tool", "fake")
+    assert slm_row["valid"] == 0 and slm_row["metadata"]["invalid_tool_calls"][0]["name"] == "subtract"
+    assert (llm_row["route"], llm_row["escalation_reason"]) == ("llm", "unknown_tool")
+    assert slm_row["task"] == llm_row["task"] == "math"
+    [link] = list(store.db["escalations"].rows)
+    assert (link["slm_call_id"], link["llm_call_id"], link["reason"]) == (slm_row["id"], llm_row["id"], "unknown_tool")
+
+
+def test_router_shadow_rows(captured, store, add_tool) -> None:
+    router = RouterLLM(slm=SLM(runtime=FakeRuntime([ADD_CALL])), llm=MockFunctionCallingLLM(), shadow=True)
+    list(router.stream_chat_with_tools([add_tool], user_msg="1+2?"))
+    slm_row, llm_row = captured()
+    assert (slm_row["route"], llm_row["route"], llm_row["escalation_reason"]) == ("shadow", "llm", "shadow")
+    assert store.db["escalations"].count == 1
+
+
+def test_idempotent_switch_and_stop(store) -> None:
+    from sqlite_utils import Database
+
+    from slm_agents.capture import CaptureStore
+
+    handler = slm_agents_capture(store=store)
+    try:
+        assert slm_agents_capture() is handler
+        other = CaptureStore(Database(memory=True), redactor=None)
+        assert slm_agents_capture(store=other) is handler and handler.store is other
+        assert slm_agents_capture(enabled=False) is None and not handler.active
+        SLM(runtime=FakeRuntime(["unseen"])).chat([user("hi")])
+        assert handler.flush() and other.db["calls"].count == 0
+        other.close()
+    finally:
+        handler.remove()
+
+
+def test_capture_never_raises_into_the_agent(store) -> None:
+    class BrokenStore:
+        def log(self, record):
+            raise OSError("disk full")
+
+        def flush(self, timeout=None):
+            return True
+
+    handler = slm_agents_capture(store=BrokenStore())
+    try:
+        assert SLM(runtime=FakeRuntime(["still fine"])).chat([user("hi")]).message.content == "still fine"
+        assert handler.flush()
+    finally:
+        handler.remove()
