@@ -93,6 +93,8 @@ class GrammarBuilder:
 
     def value(self, schema: Any, hint: str = "v") -> str:
         """Return a GBNF expression that matches JSON values valid under ``schema``."""
+        # ``$ref`` resolves against this schema's own ``$defs``: two tools may both define "Item".
+        self._defs, self._ref_rules = {}, {}
         if isinstance(schema, dict) and ("$defs" in schema or "definitions" in schema):
             self._defs.update(schema.get("$defs", {}))
             self._defs.update(schema.get("definitions", {}))
@@ -212,7 +214,9 @@ class GrammarBuilder:
         props: dict[str, Any] = schema.get("properties") or {}
         if not props:
             extra = schema.get("additionalProperties", True)
-            if extra is False:
+            # An explicit empty ``properties`` (a tool without arguments) admits only {}, as listed
+            # properties admit only themselves below; a bare {"type": "object"} admits any object.
+            if extra is False or ("properties" in schema and "additionalProperties" not in schema):
                 return '"{}"'
             return self._prim("object")
         required = [k for k in props if k in set(schema.get("required", []))]

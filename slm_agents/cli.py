@@ -108,5 +108,7 @@ def main() -> None:  # pragma: no cover - console entry point
 
 
 from .cli_capture import register as _register_capture  # noqa: E402
+from .cli_loop import register as _register_loop  # noqa: E402
 
 _register_capture(cli)
+_register_loop(cli)

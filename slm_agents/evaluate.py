@@ -44,6 +44,7 @@ __all__ = [
     "load_cases",
     "evaluate",
     "choose_threshold",
+    "compare_calls",
 ]
 
 
@@ -171,11 +172,33 @@ def _norm_call(call: dict[str, Any]) -> dict[str, Any]:
     return {"name": fn.get("name"), "arguments": args}
 
 
+def compare_calls(expected: list[dict[str, Any]], predicted: list[dict[str, Any]]) -> bool:
+    """True when two lists of tool calls match exactly (names in order, arguments equal).
+
+    Calls may be in OpenAI format (``{"function": {"name", "arguments": str}}``) or
+    ``{"name", "arguments": dict}``; arguments compare as in :func:`evaluate` (1 == 1.0,
+    surrounding whitespace in strings ignored). Unparseable arguments never match.
+
+    Example:
+        >>> compare_calls([{"name": "add", "arguments": {"a": 1}}],
+        ...               [{"function": {"name": "add", "arguments": '{"a": 1.0}'}}])
+        True
+    """
+    try:
+        exp = [_norm_call(c) for c in expected or []]
+        got = [_norm_call(c) for c in predicted or []]
+    except (ValueError, AttributeError):
+        return False
+    return [c["name"] for c in exp] == [c["name"] for c in got] and all(
+        _same(e["arguments"], g["arguments"]) for e, g in zip(exp, got, strict=True)
+    )
+
+
 def _score(case: EvalCase, predicted: list[dict[str, Any]], tools: list[dict]) -> tuple[bool, bool, bool, bool | None]:
     exp_names = [c["name"] for c in case.expected]
     got_names = [c["name"] for c in predicted]
     name_ok = exp_names == got_names
-    args_ok = name_ok and all(_same(e["arguments"], g["arguments"]) for e, g in zip(case.expected, predicted))
+    args_ok = name_ok and all(_same(e["arguments"], g["arguments"]) for e, g in zip(case.expected, predicted, strict=True))
     valid = all(not validate_tool_call(c["name"], c["arguments"], tools) for c in predicted)
     abstain = (not predicted) if not case.expected else None
     return name_ok, args_ok, valid, abstain
@@ -186,7 +209,7 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, str) and isinstance(b, str):
         return a.strip() == b.strip()
     if isinstance(a, bool) or isinstance(b, bool):
@@ -276,8 +299,8 @@ def _share(values: list[bool]) -> float | None:
 
 
 def _task_report(task: str, rs: list[CaseResult], cases: list[EvalCase], max_wrong: float, move_at: float) -> TaskReport:
-    calling = [r for r, c in zip(rs, cases) if c.expected]
-    texting = [r for r, c in zip(rs, cases) if not c.expected]
+    calling = [r for r, c in zip(rs, cases, strict=True) if c.expected]
+    texting = [r for r, c in zip(rs, cases, strict=True) if not c.expected]
     produced = [r for r in rs if r.predicted]
     lat = sorted(r.latency_ms for r in rs)
     toks = sum(r.output_tokens for r in rs)

@@ -147,6 +147,9 @@ class EscalationPolicy:
             return Verdict(False, "error", f"{type(result).__name__}: {result}")
         norm = normalize_tools(tools)
         choice = normalize_tool_choice(tool_choice, norm)
+        # Before the call checks: a call cut off by max_tokens does not parse, but it is truncated.
+        if result.finish_reason == "length" and not self.accept_truncated:
+            return Verdict(False, "truncated", "finish_reason=length")
         if result.invalid_tool_calls:
             first = result.invalid_tool_calls[0]
             error = str(first.get("error", ""))
@@ -155,8 +158,6 @@ class EscalationPolicy:
             if "not valid JSON" in error or "must be a JSON object" in error or first.get("name") is None:
                 return Verdict(False, "malformed", error)
             return Verdict(False, "invalid_arguments", error)
-        if result.finish_reason == "length" and not self.accept_truncated:
-            return Verdict(False, "truncated", "finish_reason=length")
         calls = result.tool_calls
         for call in calls:
             fn = call.get("function", {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from typing import Any, Protocol, runtime_checkable
 
 from ..errors import InvalidRequest
@@ -148,8 +149,10 @@ class BaseRuntime:
         self, messages: list[Message], tools: list[dict] | None = None, tool_choice: Any = None, **sampling: Any
     ) -> AsyncIterator[StreamChunk]:
         """Async twin of :meth:`stream`: the sync stream runs on a worker thread."""
-        async for chunk in iterate_in_thread(lambda: self.stream(messages, tools, tool_choice, **sampling)):
-            yield chunk
+        # aclosing: closing this generator early stops the worker now, not when the GC gets to it.
+        async with aclosing(iterate_in_thread(lambda: self.stream(messages, tools, tool_choice, **sampling))) as it:
+            async for chunk in it:
+                yield chunk
 
 
 _DONE = object()
@@ -165,8 +168,9 @@ async def iterate_in_thread(make_iter: Any) -> AsyncIterator[Any]:
     stop = threading.Event()
 
     def pump() -> None:
-        iterator = make_iter()
+        iterator = None
         try:
+            iterator = make_iter()  # may raise (a stream() that validates before its generator)
             for item in iterator:
                 if stop.is_set():
                     break

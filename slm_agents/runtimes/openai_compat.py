@@ -262,7 +262,7 @@ class _StreamAssembler:
         self.runtime, self.req, self.start = runtime, req, start
         self.text: list[str] = []
         self.calls: dict[int, dict[str, Any]] = {}
-        self.finish = "stop"
+        self.finish_reason = "stop"
         self.usage = Usage()
         self.ttft: float | None = None
         self.logprobs: list[float] = []
@@ -277,7 +277,7 @@ class _StreamAssembler:
             return None
         choice = chunk.choices[0]
         if choice.finish_reason:
-            self.finish = choice.finish_reason
+            self.finish_reason = choice.finish_reason
         self.logprobs += _content_logprobs(getattr(choice, "logprobs", None))
         delta = choice.delta
         text = getattr(delta, "content", None) or ""
@@ -308,7 +308,7 @@ class _StreamAssembler:
             self.req,
             content="".join(self.text) or None,
             raw_calls=raw_calls,
-            finish=self.finish,
+            finish=self.finish_reason,
             usage=self.usage,
             latency=latency,
             ttft=self.ttft,

@@ -1,0 +1,275 @@
+"""``slm-agents`` commands for the loop after capture: tasks, export, eval, calibrate.
+
+:func:`register` adds them to the main ``slm-agents`` click group. Every command takes
+``--db PATH`` (default ``$SLM_AGENTS_DB`` or ./slm_agents.db) and ``--task ID`` (a ``t-…`` id or
+a task name from ``slm-agents tasks``). Usage with examples: docs/loop.md.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from .errors import SLMAgentsError
+
+__all__ = ["register", "tasks_command", "export_command", "eval_command", "calibrate_command"]
+
+_db_option = click.option(
+    "--db", "db_path", type=click.Path(dir_okay=False), default=None, envvar="SLM_AGENTS_DB",
+    help="Capture database (default: $SLM_AGENTS_DB or ./slm_agents.db).",
+)
+_task_option = click.option("--task", "task_id", default=None, help="Only this task: a t-… id or a task name.")
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+
+
+def _runtime_options(f: Any) -> Any:
+    for option in reversed([
+        click.option("--model-path", type=click.Path(dir_okay=False), default=None,
+                     help="GGUF file to replay on (default: the packaged SmolLM2)."),
+        click.option("--base-url", default=None, help="Replay on an OpenAI-compatible server instead."),
+        click.option("--model", "model_name", default=None, help="Model name on that server."),
+        click.option("--cases", "cases_path", type=click.Path(exists=True, dir_okay=False), default=None,
+                     help='Evaluate a JSONL file of {"messages", "tools", "expected"} instead of captured calls.'),
+        click.option("--limit", type=int, default=None,
+                     help="Most cases per task (default: 50 captured cases; every line of --cases)."),
+        click.option("--max-tokens", type=int, default=256, show_default=True, help="Cap per replayed answer."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _fail(e: SLMAgentsError) -> click.ClickException:
+    return click.ClickException(str(e))
+
+
+def _open(db_path: str | None) -> Any:
+    from .dataset import open_db
+
+    return open_db(db_path)
+
+
+def make_runtime(model_path: str | None, base_url: str | None, model_name: str | None) -> Any:
+    """The runtime to replay on: an OpenAI-compatible server, else in-process llama.cpp."""
+    if base_url:
+        from .runtimes.openai_compat import OpenAICompatRuntime
+
+        return OpenAICompatRuntime(model=model_name or "default", base_url=base_url)
+    from .runtimes.llamacpp import LlamaCppRuntime
+
+    return LlamaCppRuntime(model_path)
+
+
+def _fmt(value: Any, pct: bool = False) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value * 100:.0f}%" if pct else f"{value:.2f}"
+    return str(value)
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+# -- tasks -----------------------------------------------------------------------------------------
+@click.command("tasks")
+@_db_option
+@click.option("--recluster", is_flag=True, help="Cluster again now (otherwise only when new calls arrived).")
+@_json_option
+def tasks_command(db_path: str | None, recluster: bool, as_json: bool) -> None:
+    """List the tasks captured calls fall into (clustering new calls first).
+
+    Calls with an explicit task label (LangGraph node, router task=) form one task per label;
+    the rest are grouped by tools + system prompt, then by content (TF-IDF + k-means).
+    """
+    from .dataset import list_tasks
+
+    try:
+        db = _open(db_path)
+        tasks = list_tasks(db, recluster=True if recluster else None)
+    except SLMAgentsError as e:
+        raise _fail(e) from e
+    if as_json:
+        click.echo(json.dumps([t.to_dict() for t in tasks], indent=2))
+        return
+    if not tasks:
+        click.echo("No calls captured yet.")
+        return
+    rows = [[t.id, t.name or "-", str(t.calls), _fmt(t.llm_share, pct=True), str(t.input_tokens + t.output_tokens),
+             f"${t.llm_cost_usd:.4f}", t.label[:70]] for t in tasks]
+    click.echo(_table(rows, ["id", "name", "calls", "on LLM", "tokens", "LLM cost", "label"]))
+
+
+# -- export ----------------------------------------------------------------------------------------
+@click.command("export")
+@_db_option
+@_task_option
+@click.option("--format", "fmt", type=click.Choice(["openai", "trl", "preference"]), default="openai",
+              show_default=True, help="Output format.")
+@click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Output folder (train.jsonl, validation.jsonl, README.md).")
+@click.option("--val-fraction", type=float, default=0.1, show_default=True, help="Validation share per tool.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Split seed.")
+@click.option("--route", "routes", multiple=True, help="Routes to export (default: llm, the teacher's answers).")
+@click.option("--model", "models", multiple=True, help="Only calls answered by this model.")
+@click.option("--since", default=None, help="Only calls at or after this UTC date/time (ISO).")
+@click.option("--until", default=None, help="Only calls before this UTC date/time (ISO).")
+@click.option("--label", "labels", multiple=True, help="Only calls (or runs) with this label.")
+@click.option("--exclude-label", "exclude_labels", multiple=True, help="Leave out calls (or runs) with this label.")
+@click.option("--max-messages", type=int, default=None, help="Leave out longer conversations.")
+@click.option("--max-chars", type=int, default=None, help="Leave out requests with more characters.")
+@click.option("--max-tokens", type=int, default=None, help="Leave out calls with more tokens (estimated if unknown).")
+@click.option("--no-dedupe", is_flag=True, help="Keep repeated requests.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@_json_option
+def export_command(db_path: str | None, task_id: str | None, fmt: str, out_dir: str, val_fraction: float, seed: int,
+                   routes: tuple[str, ...], models: tuple[str, ...], since: str | None, until: str | None,
+                   labels: tuple[str, ...], exclude_labels: tuple[str, ...], max_messages: int | None,
+                   max_chars: int | None, max_tokens: int | None, no_dedupe: bool, progress: bool | None,
+                   as_json: bool) -> None:
+    """Write curated calls as fine-tuning files, split into train/validation, with a dataset card."""
+    from .dataset import export_dataset
+
+    curate: dict[str, Any] = {}
+    if fmt != "preference":
+        curate = dict(routes=routes or ("llm",), models=models or None, since=since, until=until,
+                      labels=labels or None, exclude_labels=exclude_labels or None, max_messages=max_messages,
+                      max_chars=max_chars, max_tokens=max_tokens, dedupe=not no_dedupe)
+    try:
+        db = _open(db_path)
+        result = export_dataset(db, out_dir, format=fmt, task_id=task_id, val_fraction=val_fraction, seed=seed,
+                                progress=progress, **curate)
+    except SLMAgentsError as e:
+        raise _fail(e) from e
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    dropped = ", ".join(f"{k} {v}" for k, v in sorted(result.dropped.items())) or "none"
+    click.echo(f"Wrote {result.train} train + {result.validation} validation examples ({fmt}) to {result.out_dir}")
+    click.echo(f"  read {result.scanned} rows; left out: {dropped}; {result.seconds:.2f} s")
+    click.echo(f"  dataset card: {result.files['card']}")
+
+
+# -- eval ------------------------------------------------------------------------------------------
+def _load(db_path: str | None, task_id: str | None, cases_path: str | None, limit: int | None) -> list[Any]:
+    if cases_path:
+        from .evaluate import load_cases
+
+        per_task: dict[str, int] = {}
+        kept = []
+        for case in load_cases(cases_path):
+            if task_id and case.task != task_id:
+                continue
+            per_task[case.task] = per_task.get(case.task, 0) + 1
+            if limit is None or per_task[case.task] <= limit:
+                kept.append(case)
+        return kept
+    from .dataset import cases_from_db
+
+    return cases_from_db(_open(db_path), task_id=task_id, limit=limit or 50)
+
+
+def _replay(db_path: str | None, task_id: str | None, cases_path: str | None, limit: int | None,
+            model_path: str | None, base_url: str | None, model_name: str | None, max_tokens: int,
+            max_wrong: float) -> Any:
+    from .evaluate import evaluate
+
+    cases = _load(db_path, task_id, cases_path, limit)
+    if not cases:
+        raise click.ClickException(
+            "no cases to evaluate: no successful LLM calls captured"
+            + (f" for task {task_id!r}" if task_id else "")
+            + ". Capture some (route 'llm'), or pass --cases FILE.jsonl."
+        )
+    runtime = make_runtime(model_path, base_url, model_name)
+    show = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if show:
+            click.echo(f"\r  replayed {done}/{total}", nl=done == total, err=True)
+
+    return evaluate(runtime, cases, max_wrong_rate=max_wrong, max_tokens=max_tokens, progress=progress)
+
+
+@click.command("eval")
+@_db_option
+@_task_option
+@_runtime_options
+@click.option("--max-wrong", type=float, default=0.02, show_default=True,
+              help="Target share of wrong answers the SLM may keep, for the recommended threshold.")
+@_json_option
+def eval_command(db_path: str | None, task_id: str | None, model_path: str | None, base_url: str | None,
+                 model_name: str | None, cases_path: str | None, limit: int, max_tokens: int, max_wrong: float,
+                 as_json: bool) -> None:
+    """Replay a task's captured LLM calls through an SLM and report readiness per task."""
+    try:
+        report = _replay(db_path, task_id, cases_path, limit, model_path, base_url, model_name, max_tokens, max_wrong)
+    except SLMAgentsError as e:
+        raise _fail(e) from e
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, default=str))
+        return
+    rows = [[t.task, str(t.n), _fmt(t.tool_name_accuracy, True), _fmt(t.args_exact_match, True),
+             _fmt(t.schema_validity, True), _fmt(t.abstention_accuracy, True), f"{t.latency_p50_ms:.0f}",
+             f"{t.tokens_per_s:.1f}", _fmt(t.readiness, True), t.recommendation,
+             _fmt(t.threshold)] for t in report.tasks.values()]
+    click.echo(_table(rows, ["task", "n", "tool", "args", "schema", "abstain", "p50 ms", "tok/s", "ready",
+                             "recommendation", "threshold"]))
+
+
+# -- calibrate -------------------------------------------------------------------------------------
+@click.command("calibrate")
+@_db_option
+@_task_option
+@click.option("--max-wrong", type=float, default=0.02, show_default=True,
+              help="Largest share of wrong answers the SLM may keep.")
+@click.option("--from", "source", type=click.Choice(["replay", "shadow"]), default="replay", show_default=True,
+              help="Replay captured LLM calls now, or use shadow pairs already captured.")
+@click.option("-o", "--output", "policy_path", type=click.Path(dir_okay=False), default=None,
+              help="Policy file to update (default: $SLM_AGENTS_POLICY or ./slm_agents_policy.json).")
+@_runtime_options
+@_json_option
+def calibrate_command(db_path: str | None, task_id: str | None, max_wrong: float, source: str,
+                      policy_path: str | None, model_path: str | None, base_url: str | None, model_name: str | None,
+                      cases_path: str | None, limit: int, max_tokens: int, as_json: bool) -> None:
+    """Choose each task's confidence threshold and write it into the policy file.
+
+    EscalationPolicy.load(path) reads it; set SLM_AGENTS_POLICY=path for EscalationPolicy.from_env().
+    """
+    import os
+
+    from .dataset import DEFAULT_POLICY_PATH, calibrate_results, calibrate_shadow, write_thresholds
+
+    path = policy_path or os.environ.get("SLM_AGENTS_POLICY") or DEFAULT_POLICY_PATH
+    try:
+        if source == "shadow":
+            calibrations = calibrate_shadow(_open(db_path), task_id=task_id, max_wrong=max_wrong)
+        else:
+            report = _replay(db_path, task_id, cases_path, limit, model_path, base_url, model_name, max_tokens,
+                             max_wrong)
+            calibrations = calibrate_results(report.results, max_wrong=max_wrong)
+        policy = write_thresholds(calibrations, path)
+    except SLMAgentsError as e:
+        raise _fail(e) from e
+    if as_json:
+        click.echo(json.dumps({"policy": str(path), "task_thresholds": policy.task_thresholds,
+                               "tasks": {k: v.to_dict() for k, v in calibrations.items()}}, indent=2))
+        return
+    rows = [[c.task, str(c.n), _fmt(c.accuracy, True), _fmt(c.threshold), _fmt(c.coverage, True),
+             _fmt(c.wrong_rate, True), c.recommendation] for c in calibrations.values()]
+    click.echo(_table(rows, ["task", "n", "accuracy", "threshold", "kept", "wrong kept", "recommendation"]))
+    click.echo(f"\nWrote {sum(c.threshold is not None for c in calibrations.values())} threshold(s) to {path}. "
+               f"Use it with EscalationPolicy.load({str(path)!r}) or SLM_AGENTS_POLICY={path}.")
+
+
+def register(group: click.Group) -> None:
+    """Add ``tasks``, ``export``, ``eval`` and ``calibrate`` to ``group``."""
+    for command in (tasks_command, export_command, eval_command, calibrate_command):
+        group.add_command(command)
