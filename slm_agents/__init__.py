@@ -27,7 +27,13 @@ from .hookspecs import hookimpl
 from .models import ModelInfo, default_model_path, model_info
 from .plugins import create_runtime
 from .runtimes import BaseRuntime, FakeRuntime, Runtime
-from .toolcalls import ToolChoice, normalize_tool_choice, normalize_tools, parse_tool_calls, validate_tool_call
+from .toolcalls import (
+    ToolChoice,
+    normalize_tool_choice,
+    normalize_tools,
+    parse_tool_calls,
+    validate_tool_call,
+)
 from .types import Completion, StreamChunk, ToolCallDelta, Usage
 
 if TYPE_CHECKING:

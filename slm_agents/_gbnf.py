@@ -192,8 +192,11 @@ class GrammarBuilder:
         hi = schema.get("maxLength")
         if lo == 0 and hi is None:
             return self._prim("string")
+        hi = max(lo, 512) if hi is None else int(hi)
+        if hi < lo:  # llama.cpp's grammar parser never returns on x{5,2}
+            raise InvalidRequest(f"schema at '{hint}' has maxLength < minLength")
         self._prim("char")
-        reps = f"{{{lo},{int(hi)}}}" if hi is not None else f"{{{lo},512}}"
+        reps = f"{{{lo},{hi}}}"
         return self.rule(f"{hint}-str", f'"\\"" char{reps} "\\""')
 
     def _array(self, schema: dict[str, Any], hint: str, depth: int) -> str:
@@ -201,7 +204,7 @@ class GrammarBuilder:
         item = self._visit(items, f"{hint}-item", depth + 1)
         lo = int(schema.get("minItems", 0))
         hi = schema.get("maxItems")
-        hi = 64 if hi is None else int(hi)
+        hi = max(lo, 64) if hi is None else int(hi)
         if hi < lo:
             raise InvalidRequest(f"schema at '{hint}' has maxItems < minItems")
         if hi == 0:

@@ -16,7 +16,8 @@ and one line in its ``pyproject.toml``::
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pluggy
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +216,8 @@ class EscalationPolicy:
         """The policy in ``SLM_AGENTS_POLICY`` (a JSON file) if set, else the defaults."""
         path = os.environ.get("SLM_AGENTS_POLICY")
         policy = cls.load(path) if path else cls()
-        for key, value in overrides.items():
-            setattr(policy, key, value)
-        return policy
+        unknown = set(overrides) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise InvalidRequest(f"unknown policy option(s) {', '.join(sorted(unknown))}; "
+                                 f"known: {', '.join(cls.__dataclass_fields__)}")
+        return replace(policy, **overrides)  # validated like the constructor's arguments

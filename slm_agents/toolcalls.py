@@ -23,12 +23,14 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 from ._gbnf import GrammarBuilder, literal
 from .errors import InvalidRequest, ToolCallError
@@ -241,10 +243,8 @@ def format_tool_calls(tool_calls: list[dict[str, Any]]) -> str:
         fn = call.get("function", call)
         args = fn.get("arguments", {})
         if isinstance(args, str):
-            try:
+            with contextlib.suppress(json.JSONDecodeError):
                 args = json.loads(args) if args.strip() else {}
-            except json.JSONDecodeError:
-                pass
         body = json.dumps({"name": fn.get("name"), "arguments": args}, ensure_ascii=False)
         blocks.append(f"{CALL_OPEN}{body}{CALL_CLOSE}")
     return "\n".join(blocks)

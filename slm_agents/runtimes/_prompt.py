@@ -9,6 +9,7 @@ sees the whole multi-turn history.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from datetime import datetime
 from functools import lru_cache
@@ -109,10 +110,8 @@ class ChatTemplate:
             for call in m["tool_calls"]:
                 fn = dict(call.get("function", call))
                 if isinstance(fn.get("arguments"), str):
-                    try:
+                    with contextlib.suppress(json.JSONDecodeError):
                         fn["arguments"] = json.loads(fn["arguments"] or "{}")
-                    except json.JSONDecodeError:
-                        pass
                 calls.append({**call, "function": fn})
             out["tool_calls"] = calls
         return out

@@ -133,8 +133,8 @@ class BaseRuntime:
     ) -> Completion:
         """Run the model to the end and return the whole :class:`Completion`."""
         last: StreamChunk | None = None
-        for last in self.stream(messages, tools, tool_choice, **sampling):
-            pass
+        for chunk in self.stream(messages, tools, tool_choice, **sampling):
+            last = chunk
         if last is None or last.completion is None:
             raise RuntimeError(f"{type(self).__name__}.stream() ended without a final chunk")
         return last.completion

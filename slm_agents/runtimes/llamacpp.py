@@ -237,15 +237,16 @@ class LlamaCppRuntime(BaseRuntime):
             grammar = tool_call_grammar(req.tools, req.choice, parallel=parallel)
             # "auto": the grammar decides the first token (a call or text); text then runs free.
             return _Plan(grammar, keep=req.choice.mode == "required", with_tools=True)
-        if req.tools:  # tool_choice="none": tools are in the prompt, but the answer is text
-            return _Plan(_NO_CALL_GRAMMAR, keep=False, with_tools=False, stops=["<tool_call>"])
-        if any(m.get("role") == "tool" or m.get("tool_calls") for m in req.messages) and not fmt:
-            # Tool results are in the history as tagged turns; small models imitate the tags.
-            return _Plan(_NO_CALL_GRAMMAR, keep=False, stops=["<tool_call>"])
+        # JSON output (with tool_choice="none" when tools are bound, as the error above says)
         if fmt.get("type") == "json_object":
             return _Plan(json_grammar(), keep=True)
         if fmt.get("type") == "json_schema":
             return _Plan(json_grammar(fmt["json_schema"]["schema"]), keep=True)
+        if req.tools:  # tool_choice="none": tools are in the prompt, but the answer is text
+            return _Plan(_NO_CALL_GRAMMAR, keep=False, with_tools=False, stops=["<tool_call>"])
+        if any(m.get("role") == "tool" or m.get("tool_calls") for m in req.messages):
+            # Tool results are in the history as tagged turns; small models imitate the tags.
+            return _Plan(_NO_CALL_GRAMMAR, keep=False, stops=["<tool_call>"])
         return _Plan(None, keep=True)
 
     def _generate(self, req: Request) -> Iterator[StreamChunk]:

@@ -289,8 +289,10 @@ class _StreamAssembler:
             args = (getattr(fn, "arguments", None) or "") if fn else ""
             if tc.id:
                 slot["id"] = tc.id
-            if name:
+            if name and name != slot["name"]:
                 slot["name"] += name
+            else:  # llama-cpp-python's server repeats the whole name in every delta of a call
+                name = None
             slot["arguments"] += args
             deltas.append(ToolCallDelta(index=tc.index, id=tc.id, name=name, arguments=args))
         if text:
