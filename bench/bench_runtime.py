@@ -6,7 +6,9 @@ Prints three ratios, each against a baseline measured in the same run:
   on the same prompt and max_tokens, both from a cold KV cache (target <= 1.03);
 * prefix reuse: time to first token of a second step that repeats the system prompt and tools /
   that of a cold first step (target <= 0.25);
-* decode speed: generated tokens/s of the runtime / raw llama-cpp-python (target >= 0.97).
+* decode speed: generated tokens/s of the runtime / raw llama-cpp-python (target >= 0.97);
+* forced tool call: tokens/s of a grammar-constrained call, the runtime (grammar checked only on
+  the sampled token) / raw ``Llama.create_completion`` with the same prompt and grammar.
 
 Usage: python bench/bench_runtime.py [--runs 7] [--max-tokens 96]
 """
@@ -116,6 +118,40 @@ def main() -> None:
     ratio = statistics.median(warm) / statistics.median(cold)
     print(f"prefix reuse: cold ttft {statistics.median(cold):.0f} ms, second step {statistics.median(warm):.0f} ms "
           f"-> ratio {ratio:.3f} (target <= 0.25); prompt {c1.usage.input_tokens} tokens")
+
+    # 4. grammar-constrained decoding
+    tool_call_speed(rt, args.runs)
+
+
+def tool_call_speed(rt: LlamaCppRuntime, runs: int) -> None:
+    from llama_cpp import LlamaGrammar
+
+    from slm_agents.toolcalls import normalize_tool_choice, normalize_tools, tool_call_grammar
+
+    msgs = [{"role": "system", "content": "You are a helpful assistant. Use the tools to answer."},
+            {"role": "user", "content": "Convert 5 km to miles."}]
+    tools = normalize_tools(DEMO_TOOLS)
+    choice = normalize_tool_choice("required", tools)
+    prompt = rt.render_prompt(msgs, tools, "required")
+    grammar = LlamaGrammar.from_string(tool_call_grammar(tools, choice, parallel=False), verbose=False)
+    ours, raw = [], []
+    for _ in range(runs):
+        c = rt.complete(msgs, tools, "required", max_tokens=64)
+        ours.append((c.usage.output_tokens - 1) / ((c.latency_ms - c.ttft_ms) / 1000))
+        with rt.lock:
+            llm = rt.llama
+            start = time.perf_counter()
+            first = None
+            n = 0
+            for _chunk in llm.create_completion(prompt, max_tokens=64, temperature=0.0, grammar=grammar, stream=True):
+                n += 1
+                if first is None:
+                    first = time.perf_counter()
+            end = time.perf_counter()
+        raw.append((n - 1) / (end - first))
+    ratio = statistics.median(ours) / statistics.median(raw)
+    print(f"forced tool call: ours {statistics.median(ours):.1f} tok/s, raw with grammar {statistics.median(raw):.1f} tok/s "
+          f"-> ratio {ratio:.2f}; call: {c.tool_calls[0]['function']}")
 
 
 if __name__ == "__main__":
