@@ -58,11 +58,14 @@ def models(model_path: str | None, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--model-path", type=click.Path(dir_okay=False), help="A GGUF file (default: the packaged SmolLM2).")
-@click.option("--base-url", help="Use an OpenAI-compatible server instead of in-process llama.cpp.")
+@click.option("--base-url", help="Run the SLM parts on an OpenAI-compatible server instead of in-process llama.cpp.")
 @click.option("--model", "model_name", help="Model name on that server.")
 @click.option("-q", "--question", "questions", multiple=True, help="Ask this instead of the built-in questions.")
 @click.option("--db", type=click.Path(dir_okay=False), help="Capture file (default: $SLM_AGENTS_DB or ./slm_agents.db).")
 @click.option("--no-capture", is_flag=True, help="Do not record the calls.")
+@click.option("--max-fixes", type=int, default=2, show_default=True, help="Most query-fixer attempts per question.")
+@click.option("--threads", type=int, default=None,
+              help="llama.cpp threads (default: every core, or 1 when the machine is already busy).")
 def demo(
     model_path: str | None,
     base_url: str | None,
@@ -70,37 +73,71 @@ def demo(
     questions: tuple[str, ...],
     db: str | None,
     no_capture: bool,
+    max_fixes: int,
+    threads: int | None,
 ) -> None:
-    """A tool-calling conversation on the default local model, printing each call."""
-    from .demo import run_demo
+    """The Query Writer agent (NVIDIA's SLM paper) on a shipped SQLite database, every call captured.
 
+    A table extractor, a re-ranker, a query writer and a query fixer run on the SLM; a researcher
+    runs on the LLM when OPENAI_API_KEY or OPENAI_BASE_URL is set (model: $SLM_AGENTS_LLM_MODEL).
+    Ends with stats, tasks and an export of what was captured. See docs/demo.md.
+    """
+    import time
+
+    from .demo import llm_from_env, run_demo, show_loop, slm_runtimes
+
+    started = time.perf_counter()
     if base_url:
         from .runtimes.openai_compat import OpenAICompatRuntime
 
-        runtime: Any = OpenAICompatRuntime(model=model_name or "default", base_url=base_url)
+        slm: Any = OpenAICompatRuntime(model=model_name or "default", base_url=base_url)
+        slm_name = f"{slm.model_name} ({slm.name})"
     else:
-        from .runtimes.llamacpp import LlamaCppRuntime
-
-        runtime = LlamaCppRuntime(model_path)
-    click.echo(f"slm-agents demo on {runtime.model_name} ({runtime.name})")
+        slm = slm_runtimes(model_path, n_threads=threads)
+        first = next(iter(slm.values()))
+        n = first.llama.n_threads if hasattr(first.llama, "n_threads") else "?"
+        slm_name = f"{first.model_name} ({first.name}, one context per part, {n} thread(s))"
+    click.echo(f"slm-agents demo: the Query Writer agent, SLM parts on {slm_name}")
     store = None
-    on_call = None
     if not no_capture:
         from .capture import CaptureStore
 
         store = CaptureStore(db)
-
-        def on_call(completion: Any, **fields: Any) -> str:
-            return store.log_completion(completion, framework="core", route="slm", **fields)
-
-    results = run_demo(
-        runtime, list(questions) or None, echo=click.echo, on_call=on_call, on_tool=store.log_tool if store else None
-    )
-    called = sum(1 for r in results if r["tool_calls"])
-    click.echo(f"\n{called}/{len(results)} questions answered through a tool call.")
+    try:
+        run_demo(slm, llm_from_env(), list(questions) or None, store=store, echo=click.echo, max_fixes=max_fixes)
+    finally:
+        if store is not None:
+            store.close()
     if store is not None:
-        store.close()
-        click.echo(f"Captured {store.stats.written} calls into {store.path}; see them with: slm-agents stats")
+        click.echo(f"\nCaptured {store.stats.written} records into {store.path}.")
+        show_loop(store.path, echo=click.echo)
+        click.echo(f"\nNext: slm-agents report --db {store.path} -o report.html")
+    click.echo(f"demo finished in {time.perf_counter() - started:.0f} s")
+
+
+@cli.command()
+@click.option("--db", "db_path", type=click.Path(dir_okay=False), default=None, envvar="SLM_AGENTS_DB",
+              help="Capture database (default: $SLM_AGENTS_DB or ./slm_agents.db).")
+@click.option("-o", "--output", default="report.html", show_default=True, type=click.Path(dir_okay=False),
+              help="The HTML file to write.")
+@click.option("--price-llm-input", "llm_input", type=float, default=None, envvar="SLM_AGENTS_PRICE_LLM_INPUT",
+              show_envvar=True, help="USD per million tokens (default 2.50).")
+@click.option("--price-llm-output", "llm_output", type=float, default=None, envvar="SLM_AGENTS_PRICE_LLM_OUTPUT",
+              show_envvar=True, help="USD per million tokens (default 10.00).")
+@click.option("--price-slm-input", "slm_input", type=float, default=None, envvar="SLM_AGENTS_PRICE_SLM_INPUT",
+              show_envvar=True, help="USD per million tokens (default 0).")
+@click.option("--price-slm-output", "slm_output", type=float, default=None, envvar="SLM_AGENTS_PRICE_SLM_OUTPUT",
+              show_envvar=True, help="USD per million tokens (default 0).")
+def report(db_path: str | None, output: str, **prices: float | None) -> None:
+    """Write a self-contained HTML report of a capture file: routes over time, tasks, latency, escalations, cost.
+
+    Charts are inline SVG (matplotlib, the `loop` extra); the page loads nothing from the network.
+    """
+    from .capture import Prices
+    from .report import write_report
+
+    path = write_report(db_path, output, prices=Prices.from_env(**prices))
+    click.echo(f"Wrote {path}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -1,29 +1,40 @@
-"""``slm-agents demo``: a tool-calling conversation on the default local model, printed call by call.
+"""``slm-agents demo``: the Query Writer agent from NVIDIA's SLM paper, on the default local model.
 
-Each question goes to the SLM with three tools bound; the SLM picks a tool and fills its
-arguments under the grammar, the tool runs in Python, and the SLM answers from the result. Every
-model call is printed: route, tool call, confidence, tokens and latency.
+Five parts answer questions about a small shop database shipped with the package
+(:mod:`slm_agents.querywriter`): a table-name extractor, a re-ranker, a query writer and a
+query fixer run on the SLM; a researcher that plans open questions runs on the LLM when one is
+configured (``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``, model ``SLM_AGENTS_LLM_MODEL``). Every step
+is printed (part, route, tool call or SQL, rows, latency) and captured; the demo ends with what
+``slm-agents stats``, ``tasks`` and ``export`` say about the capture. Docs: docs/demo.md.
 """
 
 from __future__ import annotations
 
-import ast
-import json
-import operator
+import os
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from .runtimes.base import Runtime
+from .querywriter.agent import PARTS, Answer, QueryWriterAgent, Step, describe_output
 
-__all__ = ["DEMO_TOOLS", "DEMO_QUESTIONS", "run_demo", "run_tool"]
+__all__ = ["DEMO_QUESTIONS", "DEMO_TOOLS", "DEFAULT_LLM_MODEL", "llm_from_env", "slm_runtimes", "run_demo",
+           "show_loop"]
 
-_WEATHER = {"paris": "18°C and cloudy", "tokyo": "24°C and sunny", "london": "12°C with light rain"}
-_UNITS = {("km", "mi"): 0.621371, ("mi", "km"): 1.609344, ("kg", "lb"): 2.204623, ("lb", "kg"): 0.453592}
-_OPS: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-}
+#: The questions the demo asks: four lookups and one open question for the researcher.
+DEMO_QUESTIONS = [
+    "How many customers are there?",
+    "Which customers live in Paris?",
+    "List the products in the Books category.",
+    "What is the average salary in the Engineering department?",
+    "Which product category should we promote next quarter, and why?",
+]
 
+#: The LLM model used when ``SLM_AGENTS_LLM_MODEL`` is not set.
+DEFAULT_LLM_MODEL = "gpt-4o-mini"
+
+#: Three toy tools (weather, calculator, units); the runtime benchmark still uses them.
 DEMO_TOOLS: list[dict[str, Any]] = [
     {"type": "function", "function": {
         "name": "get_weather", "description": "Get the current weather in a city.",
@@ -42,100 +53,164 @@ DEMO_TOOLS: list[dict[str, Any]] = [
             "required": ["value", "from_unit", "to_unit"]}}},
 ]
 
-DEMO_QUESTIONS = [
-    "What is the weather in Paris right now?",
-    "What is 23 times 19?",
-    "Convert 5 km to miles.",
-]
 
+def llm_from_env(environ: dict[str, str] | None = None) -> Any:
+    """The researcher's LLM: an :class:`~slm_agents.runtimes.openai_compat.OpenAICompatRuntime` when
+    ``OPENAI_API_KEY`` or ``OPENAI_BASE_URL`` is set (model ``SLM_AGENTS_LLM_MODEL``, default
+    :data:`DEFAULT_LLM_MODEL`), else None.
 
-def _calc(node: ast.AST) -> float:
-    if isinstance(node, ast.Expression):
-        return _calc(node.body)
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
-        return node.value
-    if isinstance(node, ast.BinOp) and type(node.op) in _OPS:
-        return _OPS[type(node.op)](_calc(node.left), _calc(node.right))
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-        return -_calc(node.operand)
-    raise ValueError("only numbers and + - * / are allowed")
+    Example:
+        >>> llm_from_env({}) is None
+        True
+        >>> llm_from_env({"OPENAI_BASE_URL": "http://127.0.0.1:8080/v1", "SLM_AGENTS_LLM_MODEL": "qwen"}).model
+        'qwen'
+    """
+    env = os.environ if environ is None else environ
+    if not (env.get("OPENAI_API_KEY") or env.get("OPENAI_BASE_URL")):
+        return None
+    from .runtimes.openai_compat import OpenAICompatRuntime
 
-
-def run_tool(name: str, args: dict[str, Any]) -> str:
-    """Run one of :data:`DEMO_TOOLS` (pure Python, no network)."""
-    try:
-        if name == "get_weather":
-            return _WEATHER.get(str(args["city"]).strip().lower(), "no data for that city")
-        if name == "calculator":
-            expression = str(args["expression"]).replace("x", "*").replace("×", "*")
-            return str(_calc(ast.parse(expression, mode="eval")))
-        if name == "convert_units":
-            factor = _UNITS.get((args["from_unit"], args["to_unit"]))
-            if factor is None:
-                return f"cannot convert {args['from_unit']} to {args['to_unit']}"
-            return f"{float(args['value']) * factor:.2f} {args['to_unit']}"
-    except (KeyError, ValueError, SyntaxError, ZeroDivisionError) as e:
-        return f"error: {e}"
-    return f"unknown tool {name}"
-
-
-def _describe(step: str, completion: Any, echo: Callable[[str], None]) -> None:
-    usage = completion.usage
-    conf = f" confidence={completion.confidence:.2f}" if completion.confidence is not None else ""
-    echo(
-        f"  [{step}] route=slm finish={completion.finish_reason}{conf} tokens={usage.input_tokens}+"
-        f"{usage.output_tokens} latency={completion.latency_ms:.0f}ms ttft={completion.ttft_ms or 0:.0f}ms"
+    return OpenAICompatRuntime(
+        model=env.get("SLM_AGENTS_LLM_MODEL") or DEFAULT_LLM_MODEL,
+        base_url=env.get("OPENAI_BASE_URL") or None,
+        api_key=env.get("OPENAI_API_KEY") or None,
+        timeout=60.0,
     )
 
 
-def run_demo(
-    runtime: Runtime,
-    questions: list[str] | None = None,
-    *,
-    echo: Callable[[str], None] = print,
-    on_call: Callable[..., Any] | None = None,
-    on_tool: Callable[[dict[str, Any]], Any] | None = None,
-) -> list[dict[str, Any]]:
-    """Run the demo conversation; return one summary dict per question.
+def slm_runtimes(model_path: str | None = None, *, n_ctx: int = 1024, n_threads: int | None = None) -> dict[str, Any]:
+    """One in-process llama.cpp runtime per SLM part, all on the same GGUF file.
+
+    The weights are memory-mapped once; each part gets its own llama.cpp context (``seed`` only
+    tells the runtime's model cache the contexts apart: decoding is greedy), so each part's fixed
+    system prompt and tools stay in its own KV cache from one question to the next and only the
+    question is evaluated. On a small CPU that is most of the demo's speed.
 
     Args:
-        runtime: Where the SLM runs.
-        questions: Questions to ask (default :data:`DEMO_QUESTIONS`).
-        echo: Where lines are printed.
-        on_call: Called as ``on_call(completion, messages=..., tools=..., tool_choice=..., task=...)``
-            after every model call; returns the call's id (the capture store's ``log_completion``).
-        on_tool: Called with ``{"model_call_id", "call_id", "name", "arguments", "result",
-            "latency_ms"}`` after every tool execution (the capture store's ``log_tool``).
+        model_path: A GGUF file (default: the packaged SmolLM2-135M-Instruct).
+        n_ctx: Context per part.
+        n_threads: Decoding threads. None: every core, or one when the machine is already busy
+            (load average at or above the core count), since llama.cpp threads spin-wait for each
+            other and oversubscribed cores make every step many times slower.
     """
-    results = []
-    system = {"role": "system", "content": "You are a helpful assistant. Use the tools to answer."}
+    from .runtimes.llamacpp import LlamaCppRuntime
+
+    if n_threads is None:
+        cores = os.cpu_count() or 1
+        busy = hasattr(os, "getloadavg") and os.getloadavg()[0] >= cores
+        n_threads = 1 if busy else cores
+    return {part: LlamaCppRuntime(model_path, n_ctx=n_ctx, n_threads=n_threads, seed=i)
+            for i, part in enumerate(PARTS)}
+
+
+def _format_step(step: Step) -> str:
+    reason = f" ({step.reason})" if step.reason else ""
+    line = f"  {step.part:<15} {step.route}{reason:<18} {step.latency_ms:6.0f} ms  "
+    if step.part in ("query_writer", "query_fixer"):
+        line += f"run_sql: {describe_output(step.output, 80) or '(no query)'}"
+        result = step.result
+        if result is not None:
+            if result.ok:
+                rows = "; ".join(", ".join(str(v) for v in row) for row in result.rows[:3])
+                more = f" (+{len(result.rows) - 3} more)" if len(result.rows) > 3 else ""
+                line += f"\n  {'':<15} -> {len(result.rows)} row(s): {describe_output(rows, 70)}{more}"
+            else:
+                line += f"\n  {'':<15} -> error: {describe_output(result.error, 70)}"
+    elif step.part == "table_extractor":
+        line += f"select_table: {step.output or '(none)'}"
+    elif step.part == "reranker":
+        line += f"choose_table: {' > '.join(step.output or []) or '(none)'}"
+    elif isinstance(step.output, list):
+        line += f"ask_database: {describe_output(step.output, 80)}"
+    else:
+        line += f"answer: {describe_output(step.output, 80)}"
+    return line
+
+
+def _outcome(answer: Answer) -> str:
+    if answer.text is not None:
+        return "answered" if answer.ok else "no answer"
+    if answer.ok:
+        fixed = f" after {answer.fixes} fix(es)" if answer.fixes else ""
+        return f"SQL ran{fixed}: {len(answer.result.rows)} row(s)"  # type: ignore[union-attr]
+    return f"SQL still failing after {answer.fixes} fix(es): unanswered"
+
+
+def run_demo(
+    slm: Any,
+    llm: Any = None,
+    questions: list[str] | None = None,
+    *,
+    store: Any = None,
+    echo: Callable[[str], None] = print,
+    max_fixes: int = 2,
+) -> list[Answer]:
+    """Run the Query Writer agent on ``questions`` (default :data:`DEMO_QUESTIONS`), printing each step.
+
+    Args:
+        slm: The SLM runtime, or ``{part: runtime}`` (see :func:`slm_runtimes`).
+        llm: The researcher's LLM runtime, or None (the SLM stands in; the steps are recorded as
+            needing escalation).
+        questions: What to ask.
+        store: A :class:`~slm_agents.capture.CaptureStore` (None: capture nothing).
+        echo: Where lines go.
+        max_fixes: Most query-fixer attempts per question.
+
+    Returns:
+        One :class:`~slm_agents.querywriter.agent.Answer` per question.
+    """
+    agent = QueryWriterAgent(slm, llm, store=store, max_fixes=max_fixes,
+                             on_step=lambda _answer, step: echo(_format_step(step)))
+    if llm is None:
+        echo("No LLM configured (set OPENAI_API_KEY or OPENAI_BASE_URL): the SLM stands in for the researcher,\n"
+             "and those steps are recorded as needing escalation (reason route:llm_tasks).")
+    else:
+        echo(f"Researcher on the LLM: {llm.model_name} ({llm.name}).")
+    answers = []
     for question in questions or DEMO_QUESTIONS:
-        echo(f"\nuser: {question}")
-        messages: list[dict[str, Any]] = [system, {"role": "user", "content": question}]
-        pick = runtime.complete(messages, DEMO_TOOLS, "required", max_tokens=96)
-        pick_id = None
-        if on_call:
-            pick_id = on_call(pick, messages=list(messages), tools=DEMO_TOOLS, tool_choice="required", task="pick_tool")
-        _describe("pick_tool", pick, echo)
-        messages.append(pick.message)
-        calls = pick.parsed_tool_calls()
-        for call in calls:
-            started = time.perf_counter()
-            result = run_tool(call["name"], call["arguments"])
-            if on_tool:
-                on_tool({"model_call_id": pick_id, "call_id": call["id"], "name": call["name"],
-                         "arguments": call["arguments"], "result": result,
-                         "latency_ms": (time.perf_counter() - started) * 1000})
-            echo(f"  tool call: {call['name']}({json.dumps(call['arguments'], ensure_ascii=False)}) -> {result}")
-            messages.append({"role": "tool", "tool_call_id": call["id"], "content": result})
-        if not calls:
-            echo(f"  no valid tool call ({pick.invalid_tool_calls or 'the model answered in text'})")
-        # The answer step is its own small task: phrase the tool's result. It runs without the
-        # tools in the prompt, which a 135M model answers better.
-        answer = runtime.complete(messages, max_tokens=64)
-        if on_call:
-            on_call(answer, messages=list(messages), task="answer")
-        _describe("answer", answer, echo)
-        echo(f"assistant: {answer.content.strip()}")
-        results.append({"question": question, "tool_calls": calls, "answer": answer.content.strip()})
-    return results
+        echo(f"\nQ: {question}")
+        started = time.perf_counter()
+        answer = agent.run(question)
+        echo(f"  => {_outcome(answer)} [{(time.perf_counter() - started):.1f} s]")
+        answers.append(answer)
+    answered = sum(a.ok for a in answers)
+    echo(f"\n{answered}/{len(answers)} questions answered; "
+         f"{sum(len(a.steps) + sum(len(s.steps) for s in a.sub_answers) for a in answers)} model steps.")
+    return answers
+
+
+def show_loop(db_path: str | os.PathLike[str], *, echo: Callable[[str], None] = print,
+              export_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Print what ``slm-agents stats``, ``tasks`` and ``export`` say about a capture file.
+
+    Runs the CLI's own commands in-process (the same code and output as on the command line).
+    The export keeps the LLM's answers and the SLM answers whose SQL ran (label ``verified``).
+
+    Returns:
+        ``{"export_dir", "files": {name: lines}}``.
+    """
+    import click
+
+    from .cli_capture import stats_command
+    from .cli_loop import export_command, tasks_command
+
+    out = Path(export_dir) if export_dir is not None else Path(tempfile.mkdtemp(prefix="slm-agents-export-"))
+    db = str(db_path)
+    commands = [
+        (stats_command, ["--db", db]),
+        (tasks_command, ["--db", db]),
+        (export_command, ["--db", db, "-o", str(out), "--route", "llm", "--route", "slm", "--label", "verified",
+                          "--no-progress"]),
+    ]
+    for command, args in commands:
+        echo(f"\n$ slm-agents {command.name} {' '.join(args)}")
+        try:
+            command.main(args, prog_name=f"slm-agents {command.name}", standalone_mode=False)
+        except click.ClickException as e:
+            echo(f"  {e.format_message()}")
+    files = {}
+    for path in sorted(out.glob("*")):
+        with open(path, encoding="utf-8") as f:
+            files[path.name] = sum(1 for _ in f)
+    echo(f"\nexported files in {out}: " + ", ".join(f"{n} ({c} lines)" for n, c in files.items()))
+    return {"export_dir": out, "files": files}

@@ -163,7 +163,8 @@ def stats(db: Database, prices: Prices | None = None, *, top: int = 20) -> dict[
     """Calls by route, model and task; escalation reasons; tokens; latency; estimated savings.
 
     Savings: SLM calls that were not escalated and did not fail are priced at the LLM's rate
-    minus the SLM's; escalated or failed SLM calls and shadow calls only cost the SLM's rate.
+    minus the SLM's; escalated or failed SLM calls (including those that carry an escalation reason
+    because no LLM was there to answer) and shadow calls only cost the SLM's rate.
     Token counts come from each model's own tokenizer, so this is an estimate.
     """
     prices = prices or Prices.from_env()
@@ -184,7 +185,7 @@ def stats(db: Database, prices: Prices | None = None, *, top: int = 20) -> dict[
              COALESCE(SUM(CASE WHEN NOT ok THEN input_tokens END), 0), COALESCE(SUM(CASE WHEN NOT ok THEN output_tokens END), 0),
              COALESCE(SUM(ok), 0), COALESCE(SUM(NOT ok), 0)
            FROM (SELECT input_tokens, output_tokens,
-                        (route = 'slm' AND error_type IS NULL
+                        (route = 'slm' AND error_type IS NULL AND escalation_reason IS NULL
                          AND id NOT IN (SELECT slm_call_id FROM escalations WHERE slm_call_id IS NOT NULL)) AS ok
                  FROM calls WHERE route IN ('slm', 'shadow'))"""
     ).fetchone()
