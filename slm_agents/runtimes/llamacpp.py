@@ -220,6 +220,17 @@ class LlamaCppRuntime(BaseRuntime):
         req = prepare_request(messages, tools, tool_choice, sampling)
         return self._generate(req)
 
+    def complete(
+        self, messages: list[Message], tools: list[dict] | None = None, tool_choice: Any = None, **sampling: Any
+    ) -> Completion:
+        """Generate to the end and return the :class:`Completion` (no per-token chunks are built)."""
+        req = prepare_request(messages, tools, tool_choice, sampling)
+        last = None
+        for last in self._generate(req, stream=False):  # noqa: B007 - only the final chunk matters
+            pass
+        assert last is not None and last.completion is not None
+        return last.completion
+
     def _tokenize(self, text: str) -> list[int]:
         loaded = self._loaded
         add_bos = loaded.add_bos and not (loaded.bos_text and text.startswith(loaded.bos_text))
@@ -249,7 +260,7 @@ class LlamaCppRuntime(BaseRuntime):
             return _Plan(_NO_CALL_GRAMMAR, keep=False, stops=["<tool_call>"])
         return _Plan(None, keep=True)
 
-    def _generate(self, req: Request) -> Iterator[StreamChunk]:
+    def _generate(self, req: Request, stream: bool = True) -> Iterator[StreamChunk]:
         start = time.perf_counter()
         opts = {**self.defaults, **req.sampling}
         loaded = self._loaded
@@ -311,7 +322,7 @@ class LlamaCppRuntime(BaseRuntime):
                         text = text[:cut]
                         break
                     safe = max(emitted, len(text) - hold)
-                    if safe > emitted:
+                    if stream and safe > emitted:
                         yield from self._emit(text[emitted:safe], parser)
                         emitted = safe
                     if n_out >= max_tokens:
@@ -326,7 +337,8 @@ class LlamaCppRuntime(BaseRuntime):
                 gen.close()
         text += decoder.decode(b"", final=True)
         if len(text) > emitted:
-            yield from self._emit(text[emitted:], parser)
+            if stream:
+                yield from self._emit(text[emitted:], parser)
 
         message: dict[str, Any] = {"role": "assistant", "content": text}
         invalid: list[dict[str, Any]] = []
