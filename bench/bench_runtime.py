@@ -140,7 +140,6 @@ def tool_call_speed(rt: LlamaCppRuntime, runs: int) -> None:
         ours.append((c.usage.output_tokens - 1) / ((c.latency_ms - c.ttft_ms) / 1000))
         with rt.lock:
             llm = rt.llama
-            start = time.perf_counter()
             first = None
             n = 0
             for _chunk in llm.create_completion(prompt, max_tokens=64, temperature=0.0, grammar=grammar, stream=True):

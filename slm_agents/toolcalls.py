@@ -27,7 +27,7 @@ import contextlib
 import json
 import re
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
@@ -58,7 +58,8 @@ CALL_CLOSE = "\n</tool_call>"
 _NAME_PREFIX = '{"name": "'
 _ARGS_PREFIX = '", "arguments": '
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
-_BLOCK_RE = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
+_OPEN_RE = re.compile(r"<tool_call>\s*")
+_JSON_DECODER = json.JSONDecoder()
 MAX_PARALLEL_CALLS = 8
 
 _EMPTY_PARAMS: dict[str, Any] = {"type": "object", "properties": {}}
@@ -318,9 +319,8 @@ def parse_tool_calls(
     valid: list[dict[str, Any]] = []
     invalid: list[dict[str, Any]] = []
     ids = list(ids or [])
-    for i, match in enumerate(_BLOCK_RE.finditer(text)):
+    for i, raw in enumerate(_call_blocks(text)):
         call_id = ids[i] if i < len(ids) else new_call_id()
-        raw = match.group(1)
         name, args, error = _decode_call(raw)
         if error is None:
             problems = validate_tool_call(name, args, tools)
@@ -332,6 +332,27 @@ def parse_tool_calls(
             raw_args = json.dumps(args, ensure_ascii=False) if args is not None else raw
             invalid.append({"id": call_id, "name": name, "arguments": raw_args, "error": error})
     return valid, invalid
+
+
+def _call_blocks(text: str) -> Iterator[str]:
+    """The raw JSON of each ``<tool_call>`` block in ``text``.
+
+    A block ends where its JSON value ends, so a string argument may itself contain
+    ``</tool_call>`` (the grammar allows it); a block whose JSON does not parse runs to its
+    closing tag, or to the end of the text.
+    """
+    pos = 0
+    while (match := _OPEN_RE.search(text, pos)) is not None:
+        start = match.end()
+        try:
+            _, end = _JSON_DECODER.raw_decode(text, start)
+        except json.JSONDecodeError:
+            close = text.find("</tool_call>", start)
+            end = close if close >= 0 else len(text)
+            yield text[start:end].rstrip()
+        else:
+            yield text[start:end]
+        pos = end
 
 
 def _decode_call(raw: str) -> tuple[str | None, Any, str | None]:

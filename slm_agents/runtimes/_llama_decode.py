@@ -11,6 +11,7 @@ This module owns that loop. It touches a few of llama-cpp-python's internals (``
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 from collections.abc import Iterator
 from typing import Any
@@ -124,10 +125,8 @@ class GrammarSampler:
         self.chain.close()
 
     def __del__(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # interpreter teardown
             self.close()
-        except Exception:  # noqa: BLE001 - interpreter teardown
-            pass
 
 
 def build_sampler(llm: Any, s: Sampling, grammar: str | None) -> Any:

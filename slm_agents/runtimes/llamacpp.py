@@ -336,9 +336,8 @@ class LlamaCppRuntime(BaseRuntime):
             finally:
                 gen.close()
         text += decoder.decode(b"", final=True)
-        if len(text) > emitted:
-            if stream:
-                yield from self._emit(text[emitted:], parser)
+        if stream and len(text) > emitted:
+            yield from self._emit(text[emitted:], parser)
 
         message: dict[str, Any] = {"role": "assistant", "content": text}
         invalid: list[dict[str, Any]] = []
