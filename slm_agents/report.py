@@ -186,6 +186,9 @@ def _chart_time(plt: Any, data: dict[str, Any]) -> str:
         ax.bar([b.replace(tzinfo=None) for b in buckets], heights, width=width, bottom=bottom, align="edge",
                label=_label(route), color=_COLORS.get(route, _COLORS["other"]))
         bottom = [x + h for x, h in zip(bottom, heights, strict=True)]
+    naive = [b.replace(tzinfo=None) for b in buckets]
+    step = max(1, len(naive) // 12)  # one tick per bucket start, at most about a dozen
+    ax.set_xticks(naive[::step])
     ax.xaxis.set_major_formatter(mdates.DateFormatter(fmt))
     fig.autofmt_xdate()
     ax.set_ylabel("calls")
