@@ -32,7 +32,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
 
-from langchain_core.messages import BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from slm_agents.capture import CaptureStore, get_default_store, record_from_completion
@@ -129,7 +129,7 @@ def answer_fields(message: BaseMessage, *, llm_output: Mapping[str, Any] | None 
          "function": {"name": tc["name"], "arguments": json.dumps(tc["args"], ensure_ascii=False)}}
         for tc in getattr(message, "tool_calls", None) or ()
     ] or None
-    invalid = list(getattr(message, "invalid_tool_calls", None) or [])
+    invalid = _convert.invalid_calls_of(message) if isinstance(message, AIMessage) else []
     usage = getattr(message, "usage_metadata", None) or {}
     legacy = (llm_output or {}).get("token_usage") or {}
     finish = meta.get("finish_reason") or meta.get("stop_reason") or meta.get("done_reason")

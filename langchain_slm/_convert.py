@@ -31,7 +31,7 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from langchain_core.messages import (
@@ -41,7 +41,7 @@ from langchain_core.messages import (
     convert_to_openai_messages,
 )
 from langchain_core.messages.ai import UsageMetadata
-from langchain_core.messages.tool import ToolCallChunk, invalid_tool_call, tool_call, tool_call_chunk
+from langchain_core.messages.tool import InvalidToolCall, ToolCallChunk, invalid_tool_call, tool_call, tool_call_chunk
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from slm_agents.types import Completion, StreamChunk, ToolCallDelta
@@ -162,24 +162,64 @@ def completion_to_message(completion: Completion, *, route: str = "slm", **metad
     )
 
 
-def stream_chunk_to_message_chunk(chunk: StreamChunk, *, route: str = "slm", **metadata: Any) -> AIMessageChunk:
+def stream_chunk_to_message_chunk(
+    chunk: StreamChunk, *, route: str = "slm", hold_calls: bool = False, **metadata: Any
+) -> AIMessageChunk:
     """A core :class:`StreamChunk` as an ``AIMessageChunk``.
 
     Text deltas become ``content``, tool-call deltas ``tool_call_chunks``. The last chunk (the one
     carrying the whole completion) holds ``usage_metadata`` and ``response_metadata`` and has
     ``chunk_position="last"``, so aggregating the chunks parses the tool calls and counts the
     tokens once.
+
+    With ``hold_calls`` (a runtime whose calls are checked only at the end, such as an
+    OpenAI-compatible server), tool-call deltas are held back and the last chunk carries only the
+    calls that passed validation: a call streamed early could not be taken back.
     """
+    if hold_calls:
+        if chunk.completion is None:
+            return AIMessageChunk(content=chunk.content)
+        deltas = [
+            ToolCallDelta(index=i, id=c["id"], name=c["function"]["name"], arguments=c["function"]["arguments"])
+            for i, c in enumerate(chunk.completion.tool_calls)
+        ]
+        chunk = StreamChunk(content=chunk.content, tool_calls=deltas, finish_reason=chunk.finish_reason,
+                            completion=chunk.completion)
     chunks = _tool_call_chunks(chunk.tool_calls)
     if chunk.completion is not None:
+        meta = response_metadata(chunk.completion, route=route, **metadata)
+        if chunk.completion.invalid_tool_calls:
+            meta["invalid_tool_calls"] = list(_invalid_calls(chunk.completion.invalid_tool_calls))
         return AIMessageChunk(
             content=chunk.content,
             tool_call_chunks=chunks,
             usage_metadata=usage_metadata(chunk.completion),
-            response_metadata=response_metadata(chunk.completion, route=route, **metadata),
+            response_metadata=meta,
             chunk_position="last",
         )
     return AIMessageChunk(content=chunk.content, tool_call_chunks=chunks)
+
+
+def _invalid_calls(invalid: Sequence[dict[str, Any]]) -> Iterator[InvalidToolCall]:
+    for bad in invalid:
+        args = bad.get("arguments")
+        yield invalid_tool_call(
+            name=bad.get("name"),
+            args=args if isinstance(args, str) or args is None else json.dumps(args, ensure_ascii=False),
+            id=bad.get("id"),
+            error=bad.get("error"),
+        )
+
+
+def invalid_calls_of(message: AIMessage) -> list[InvalidToolCall]:
+    """A message's rejected tool calls, wherever they are.
+
+    LangChain turns an ``invalid_tool_call`` whose arguments are valid JSON into a runnable
+    ``tool_call`` when it adds stream chunks together, so streamed answers never carry rejected
+    calls in ``tool_call_chunks``/``invalid_tool_calls``: they travel in
+    ``response_metadata["invalid_tool_calls"]`` instead.
+    """
+    return list(message.invalid_tool_calls) + list((message.response_metadata or {}).get("invalid_tool_calls") or [])
 
 
 def _tool_call_chunks(deltas: Sequence[ToolCallDelta]) -> list[ToolCallChunk]:
@@ -207,6 +247,13 @@ def final_message_chunk(completion: Completion, *, route: str = "slm", **metadat
     )
 
 
+def _with_invalid(message: AIMessage) -> dict[str, Any]:
+    meta = dict(message.response_metadata)
+    if message.invalid_tool_calls:
+        meta["invalid_tool_calls"] = list(message.invalid_tool_calls)
+    return meta
+
+
 def message_to_chunk(message: AIMessage) -> AIMessageChunk:
     """A whole ``AIMessage`` as one last ``AIMessageChunk`` (content, tool-call chunks, usage, metadata).
 
@@ -218,16 +265,11 @@ def message_to_chunk(message: AIMessage) -> AIMessageChunk:
         )
         for i, tc in enumerate(message.tool_calls)
     ]
-    offset = len(chunks)
-    chunks += [
-        tool_call_chunk(name=tc.get("name"), args=tc.get("args"), id=tc.get("id"), index=offset + i)
-        for i, tc in enumerate(message.invalid_tool_calls)
-    ]
     return AIMessageChunk(
         content=message.content,
         tool_call_chunks=chunks,
         usage_metadata=message.usage_metadata,
-        response_metadata=dict(message.response_metadata),
+        response_metadata=_with_invalid(message),
         additional_kwargs=dict(message.additional_kwargs),
         id=message.id,
         chunk_position="last",

@@ -395,8 +395,9 @@ class ChatSLM(BaseChatModel):
         kwargs: dict[str, Any],
     ) -> Iterator[ChatGenerationChunk]:
         msgs, tools, tool_choice, sampling = self._request(messages, stop, kwargs)
+        hold = not getattr(self.client, "constrained_tool_calls", False)
         for piece in self.client.stream(msgs, tools, tool_choice, **sampling):
-            chunk = _to_generation_chunk(piece)
+            chunk = _to_generation_chunk(piece, hold)
             if run_manager is not None:
                 run_manager.on_llm_new_token(piece.content, chunk=chunk)
             yield chunk
@@ -409,8 +410,9 @@ class ChatSLM(BaseChatModel):
         kwargs: dict[str, Any],
     ) -> AsyncIterator[ChatGenerationChunk]:
         msgs, tools, tool_choice, sampling = self._request(messages, stop, kwargs)
+        hold = not getattr(self.client, "constrained_tool_calls", False)
         async for piece in self.client.astream(msgs, tools, tool_choice, **sampling):
-            chunk = _to_generation_chunk(piece)
+            chunk = _to_generation_chunk(piece, hold)
             if run_manager is not None:
                 await run_manager.on_llm_new_token(piece.content, chunk=chunk)
             yield chunk
@@ -513,9 +515,10 @@ class ChatSLM(BaseChatModel):
         return structured_output_runnable(self, schema, method=method, include_raw=include_raw, strict=strict)
 
 
-def _to_generation_chunk(piece: StreamChunk) -> ChatGenerationChunk:
+def _to_generation_chunk(piece: StreamChunk, hold_calls: bool = False) -> ChatGenerationChunk:
     info = {"finish_reason": piece.finish_reason} if piece.completion is not None else None
-    return ChatGenerationChunk(message=_convert.stream_chunk_to_message_chunk(piece), generation_info=info)
+    message = _convert.stream_chunk_to_message_chunk(piece, hold_calls=hold_calls)
+    return ChatGenerationChunk(message=message, generation_info=info)
 
 
 def _result(completion: Completion) -> ChatResult:

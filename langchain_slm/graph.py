@@ -64,14 +64,16 @@ def message_to_completion(message: AIMessage) -> Completion:
         runtime=meta.get("runtime") or "",
         invalid_tool_calls=[
             {"id": c.get("id"), "name": c.get("name"), "arguments": c.get("args"), "error": c.get("error") or ""}
-            for c in message.invalid_tool_calls
+            for c in _convert.invalid_calls_of(message)
         ],
     )
 
 
 def _permissive_tools(message: AIMessage) -> list[dict[str, Any]]:
     """Schema-less tools named as the message's calls: checks only what needs no schema."""
-    names = {c["name"] for c in message.tool_calls} | {c["name"] for c in message.invalid_tool_calls if c.get("name")}
+    names = {c["name"] for c in message.tool_calls} | {
+        c["name"] for c in _convert.invalid_calls_of(message) if c.get("name")
+    }
     return [{"name": n, "parameters": {"type": "object"}} for n in sorted(names)]
 
 

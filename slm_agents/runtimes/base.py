@@ -118,6 +118,9 @@ class BaseRuntime:
     """
 
     name = "base"
+    #: True when every tool-call delta this runtime streams is already known to be well-formed
+    #: (grammar-constrained decoding); otherwise calls are only checked at the end of the answer.
+    constrained_tool_calls = False
 
     @property
     def model_name(self) -> str:

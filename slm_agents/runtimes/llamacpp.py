@@ -137,6 +137,7 @@ class LlamaCppRuntime(BaseRuntime):
     """
 
     name = "llamacpp"
+    constrained_tool_calls = True  # decoded under the tools' grammar
 
     def __init__(
         self,

@@ -510,3 +510,27 @@ def test_core_parser_allows_a_close_tag_inside_a_string_argument() -> None:
     # a call cut off inside its closing tag by max_tokens is complete
     valid, invalid = parse_tool_calls('<tool_call>\n{"name": "f", "arguments": {"s": "x"}}\n</tool_', tools)
     assert invalid == [] and valid[0]["function"]["arguments"] == '{"s": "x"}'
+
+
+def test_a_rejected_call_never_becomes_runnable_when_streamed() -> None:
+    """LangChain re-parses invalid_tool_calls into tool_calls when chunks are added together."""
+    from langchain_core.tools import tool
+
+    from langchain_slm import ChatSLMRouter
+    from slm_agents import FakeRuntime
+
+    @tool
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    bad = {"tool_calls": [{"name": "rm_rf", "arguments": {"path": "/"}}]}
+    for model in (ChatSLM(runtime=FakeRuntime([bad])), ChatSLMRouter(slm=FakeRuntime([bad]))):
+        bound = model.bind_tools([add])
+        total = None
+        for chunk in bound.stream("add 1 and 2"):
+            total = chunk if total is None else total + chunk
+        assert total is not None
+        assert total.tool_calls == [], type(model).__name__
+        rejected = total.response_metadata.get("invalid_tool_calls") or total.invalid_tool_calls
+        assert [c["name"] for c in rejected] == ["rm_rf"], type(model).__name__
