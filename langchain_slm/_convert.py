@@ -41,7 +41,13 @@ from langchain_core.messages import (
     convert_to_openai_messages,
 )
 from langchain_core.messages.ai import UsageMetadata
-from langchain_core.messages.tool import InvalidToolCall, ToolCallChunk, invalid_tool_call, tool_call, tool_call_chunk
+from langchain_core.messages.tool import (
+    InvalidToolCall,
+    ToolCallChunk,
+    invalid_tool_call,
+    tool_call,
+    tool_call_chunk,
+)
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from slm_agents.types import Completion, StreamChunk, ToolCallDelta
