@@ -44,6 +44,17 @@ REASONS: dict[str, str] = {
 }
 
 
+def _check_threshold(what: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+        raise InvalidRequest(f"{what} must be a number between 0 and 1, got {value!r}")
+
+
+def _task_set(name: str, value: Any) -> set[str]:
+    if isinstance(value, str):
+        raise InvalidRequest(f"{name} must be a list or set of task names, e.g. {name}={{{value!r}}}")
+    return set(value)
+
+
 @dataclass(frozen=True, slots=True)
 class RouteDecision:
     """Where a step goes first: ``"slm"`` or ``"llm"``, and the rule that decided it."""
@@ -99,16 +110,15 @@ class EscalationPolicy:
     accept_truncated: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("confidence_threshold",):
-            value = getattr(self, name)
-            if value is not None and not 0.0 <= value <= 1.0:
-                raise InvalidRequest(f"{name} must be between 0 and 1, got {value}")
+        if self.confidence_threshold is not None:
+            _check_threshold("confidence_threshold", self.confidence_threshold)
+        if not isinstance(self.task_thresholds, dict):
+            raise InvalidRequest("task_thresholds must map task names to thresholds, e.g. {'lookup': 0.6}")
         for task, value in self.task_thresholds.items():
-            if not 0.0 <= value <= 1.0:
-                raise InvalidRequest(f"threshold for task {task!r} must be between 0 and 1, got {value}")
+            _check_threshold(f"the threshold of task {task!r}", value)
         if self.slm_tasks is not None:
-            self.slm_tasks = set(self.slm_tasks)
-        self.llm_tasks = set(self.llm_tasks)
+            self.slm_tasks = _task_set("slm_tasks", self.slm_tasks)
+        self.llm_tasks = _task_set("llm_tasks", self.llm_tasks)
 
     # -- routing ------------------------------------------------------------------------------
     def route(self, messages: list[Message], tools: list[dict] | None, *, task: str | None = None) -> RouteDecision:
@@ -153,12 +163,16 @@ class EscalationPolicy:
         if result.invalid_tool_calls:
             first = result.invalid_tool_calls[0]
             error = str(first.get("error", ""))
+            if error.startswith("tool_choice"):  # a call tool_choice forbids, as a runtime reported it
+                return Verdict(False, "unknown_tool", error)
             if first.get("name") is not None and first.get("name") not in {t["function"]["name"] for t in norm}:
                 return Verdict(False, "unknown_tool", error)
             if "not valid JSON" in error or "must be a JSON object" in error or first.get("name") is None:
                 return Verdict(False, "malformed", error)
             return Verdict(False, "invalid_arguments", error)
         calls = result.tool_calls
+        if calls and choice.mode == "none":
+            return Verdict(False, "unknown_tool", "tool_choice='none' forbids tool calls")
         for call in calls:
             fn = call.get("function", {})
             problems = validate_tool_call(fn.get("name"), fn.get("arguments", "{}"), norm)
@@ -205,6 +219,8 @@ class EscalationPolicy:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as e:
             raise InvalidRequest(f"cannot read policy file {path}: {e}") from e
+        if not isinstance(data, dict):
+            raise InvalidRequest(f"policy file {path} must hold a JSON object (as EscalationPolicy.save writes)")
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         if known.get("slm_tasks") is not None:
             known["slm_tasks"] = set(known["slm_tasks"])

@@ -359,3 +359,24 @@ def test_llm_exceptions_are_not_swallowed() -> None:
     slm: Callable[[], Completion] = lambda: FakeRuntime([call("sub", {})]).complete(MSGS, TOOLS)  # noqa: E731
     with pytest.raises(RuntimeError, match="frontier down"):
         run_routed(EscalationPolicy(), MSGS, TOOLS, "auto", slm=slm, llm=failing_llm)
+
+
+def test_review_fixes_tool_choice_none_and_bad_config(tmp_path) -> None:
+    from slm_agents.errors import InvalidRequest
+    from slm_agents.policy import EscalationPolicy
+    from slm_agents.types import Completion
+
+    tools = [{"name": "sub", "parameters": {"type": "object"}}]
+    call = Completion(message={"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "sub", "arguments": "{}"}}]})
+    assert EscalationPolicy().check(call, tools, "none").reason == "unknown_tool"
+    reported = Completion(message={"role": "assistant", "content": None}, invalid_tool_calls=[
+        {"id": "c", "name": "sub", "arguments": "{}", "error": "tool_choice='none' forbids tool calls"}])
+    assert EscalationPolicy().check(reported, tools, "none").reason == "unknown_tool"
+    for bad in ({"llm_tasks": "researcher"}, {"slm_tasks": "x"}, {"task_thresholds": {"a": "0.5"}}):
+        with pytest.raises(InvalidRequest):
+            EscalationPolicy(**bad)
+    path = tmp_path / "p.json"
+    path.write_text("[]")
+    with pytest.raises(InvalidRequest, match="JSON object"):
+        EscalationPolicy.load(path)
