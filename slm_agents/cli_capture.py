@@ -24,18 +24,13 @@ _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON 
 
 
 def _open(db_path: str | None) -> Any:
-    from sqlite_utils import Database
+    from .capture.query import open_db
+    from .errors import CaptureError
 
-    from .capture import migrate, resolve_path
-
-    path = resolve_path(db_path)
-    if not path.exists():
-        raise click.ClickException(
-            f"no capture database at {path}. Run an agent with capture on, or pass --db PATH."
-        )
-    db = Database(path)
-    migrate(db)  # an older file gets the current schema (migrations only add)
-    return db
+    try:
+        return open_db(db_path)  # busy timeout set: readers wait for a writing agent
+    except CaptureError as e:
+        raise click.ClickException(str(e)) from e
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:

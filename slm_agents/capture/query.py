@@ -29,7 +29,7 @@ from sqlite_utils import Database
 
 from ..errors import CaptureError
 
-__all__ = ["read_call", "list_calls", "stats", "Prices", "merge", "JSON_COLUMNS"]
+__all__ = ["open_db", "loads", "BlobCache", "read_call", "list_calls", "stats", "Prices", "merge", "JSON_COLUMNS"]
 
 JSON_COLUMNS = {
     "calls": ("messages", "tool_names", "tool_choice", "params", "tool_calls", "tags", "metadata"),
@@ -40,7 +40,34 @@ JSON_COLUMNS = {
 MERGE_TABLES = ("blobs", "calls", "tool_executions", "escalations", "labels")
 
 
-def _loads(value: Any) -> Any:
+def open_db(path_or_db: str | os.PathLike[str] | Database | None = None) -> Database:
+    """The capture database at ``path_or_db`` (default ``$SLM_AGENTS_DB`` or ./slm_agents.db), migrated.
+
+    Raises:
+        CaptureError: The file does not exist (the message says how to create one).
+    """
+    from .schema import migrate
+    from .store import resolve_path
+
+    if isinstance(path_or_db, Database):
+        db = path_or_db
+    else:
+        path = resolve_path(path_or_db)
+        if not path.exists():
+            raise CaptureError(
+                f"no capture database at {path}. Run an agent with capture on (CaptureStore / "
+                "get_default_store), or pass --db PATH / set SLM_AGENTS_DB."
+            )
+        db = Database(str(path))
+        db.conn.execute("PRAGMA busy_timeout = 30000")
+    migrate(db)  # an older file gets the current schema (migrations only add)
+    return db
+
+
+def loads(value: Any) -> Any:
+    """``json.loads`` for a JSON column; None for NULL/empty and the raw text when it is not JSON."""
+    if value is None or value == "":
+        return None
     if not isinstance(value, str):
         return value
     try:
@@ -49,9 +76,56 @@ def _loads(value: Any) -> Any:
         return value
 
 
-def _blob(db: Database, digest: str) -> str | None:
-    row = db.execute("SELECT content FROM blobs WHERE hash = ?", [digest]).fetchone()
-    return row[0] if row else None
+class BlobCache:
+    """Looks up ``blobs`` rows (tool lists, long message texts) once each.
+
+    Example:
+        >>> from sqlite_utils import Database
+        >>> db = Database(memory=True)
+        >>> _ = db["blobs"].insert({"hash": "h1", "kind": "text", "size": 2, "content": "hi"}, pk="hash")
+        >>> cache = BlobCache(db)
+        >>> cache.messages([{"role": "user", "content": {"$blob": "h1"}}])[0]["content"]
+        'hi'
+    """
+
+    def __init__(self, db: Database, max_items: int = 4096) -> None:
+        self._db = db
+        self._cache: dict[str, Any] = {}
+        self._max = max_items
+
+    def get(self, digest: str | None) -> str | None:
+        if not digest:
+            return None
+        if digest in self._cache:
+            return self._cache[digest]
+        row = self._db.execute("SELECT content FROM blobs WHERE hash = ?", [digest]).fetchone()
+        value = row[0] if row else None
+        if len(self._cache) >= self._max:
+            self._cache.clear()
+        self._cache[digest] = value
+        return value
+
+    def tools(self, tools_hash: str | None) -> list[dict[str, Any]]:
+        """The tools list stored under ``tools_hash`` (decoded once, shared: do not mutate)."""
+        if not tools_hash:
+            return []
+        key = "tools:" + tools_hash
+        if key in self._cache:
+            return self._cache[key]
+        value = loads(self.get(tools_hash)) or []
+        self._cache[key] = value if isinstance(value, list) else []
+        return self._cache[key]
+
+    def messages(self, messages: Any) -> list[dict[str, Any]]:
+        """``messages`` with every ``{"$blob": hash}`` content put back (in place)."""
+        if not isinstance(messages, list):
+            return []
+        for message in messages:
+            if isinstance(message, dict):
+                content = message.get("content")
+                if isinstance(content, dict) and len(content) == 1 and "$blob" in content:
+                    message["content"] = self.get(content["$blob"]) or ""
+        return messages
 
 
 def read_call(db: Database, call_id: str, *, hydrate: bool = True) -> dict[str, Any] | None:
@@ -67,16 +141,13 @@ def read_call(db: Database, call_id: str, *, hydrate: bool = True) -> dict[str, 
         return None
     call = dict(zip([d[0] for d in cursor.description], row, strict=True))
     for column in JSON_COLUMNS["calls"]:
-        call[column] = _loads(call[column])
+        call[column] = loads(call[column])
     if call.get("valid") is not None:
         call["valid"] = bool(call["valid"])
     if hydrate:
-        if isinstance(call["messages"], list):
-            for message in call["messages"]:
-                content = message.get("content") if isinstance(message, dict) else None
-                if isinstance(content, dict) and set(content) == {"$blob"}:
-                    message["content"] = _blob(db, content["$blob"])
-        call["tools"] = _loads(_blob(db, call["tools_hash"])) if call.get("tools_hash") else None
+        blobs = BlobCache(db)
+        blobs.messages(call["messages"])
+        call["tools"] = list(blobs.tools(call["tools_hash"])) if call.get("tools_hash") else None
         call["tool_executions"] = [
             dict(r) for r in db.query("SELECT * FROM tool_executions WHERE model_call_id = ? ORDER BY id", [call_id])
         ]

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
-from ..errors import CaptureError
+from ..capture.query import BlobCache, loads, open_db
 
 __all__ = [
     "open_db",
@@ -35,96 +35,9 @@ __all__ = [
 _NAME = re.compile(r'"name"\s*:\s*"([^"\\]+)"')
 
 
-def open_db(path_or_db: str | os.PathLike[str] | Database | None = None) -> Database:
-    """The capture database at ``path_or_db`` (default ``$SLM_AGENTS_DB`` or ./slm_agents.db), migrated.
-
-    Raises:
-        CaptureError: The file does not exist (the message says how to create one).
-    """
-    from ..capture import migrate, resolve_path
-
-    if isinstance(path_or_db, Database):
-        db = path_or_db
-    else:
-        path = resolve_path(path_or_db)
-        if not path.exists():
-            raise CaptureError(
-                f"no capture database at {path}. Run an agent with capture on (CaptureStore / "
-                "get_default_store), or pass --db PATH / set SLM_AGENTS_DB."
-            )
-        db = Database(str(path))
-        db.conn.execute("PRAGMA busy_timeout = 30000")
-    migrate(db)  # an older file gets the current schema (migrations only add)
-    return db
-
-
 def has_table(db: Database, name: str) -> bool:
     row = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [name]).fetchone()
     return row is not None
-
-
-def loads(value: Any) -> Any:
-    """``json.loads`` for a JSON column; None for NULL/empty and the raw text when it is not JSON."""
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
-
-
-class BlobCache:
-    """Looks up ``blobs`` rows (tool lists, long message texts) once each.
-
-    Example:
-        >>> from sqlite_utils import Database
-        >>> db = Database(memory=True)
-        >>> _ = db["blobs"].insert({"hash": "h1", "kind": "text", "size": 2, "content": "hi"}, pk="hash")
-        >>> cache = BlobCache(db)
-        >>> cache.messages([{"role": "user", "content": {"$blob": "h1"}}])[0]["content"]
-        'hi'
-    """
-
-    def __init__(self, db: Database, max_items: int = 4096) -> None:
-        self._db = db
-        self._cache: dict[str, Any] = {}
-        self._max = max_items
-
-    def get(self, digest: str | None) -> str | None:
-        if not digest:
-            return None
-        if digest in self._cache:
-            return self._cache[digest]
-        row = self._db.execute("SELECT content FROM blobs WHERE hash = ?", [digest]).fetchone()
-        value = row[0] if row else None
-        if len(self._cache) >= self._max:
-            self._cache.clear()
-        self._cache[digest] = value
-        return value
-
-    def tools(self, tools_hash: str | None) -> list[dict[str, Any]]:
-        """The tools list stored under ``tools_hash`` (decoded once, shared: do not mutate)."""
-        if not tools_hash:
-            return []
-        key = "tools:" + tools_hash
-        if key in self._cache:
-            return self._cache[key]
-        value = loads(self.get(tools_hash)) or []
-        self._cache[key] = value if isinstance(value, list) else []
-        return self._cache[key]
-
-    def messages(self, messages: Any) -> list[dict[str, Any]]:
-        """``messages`` with every ``{"$blob": hash}`` content put back (in place)."""
-        if not isinstance(messages, list):
-            return []
-        for message in messages:
-            if isinstance(message, dict):
-                content = message.get("content")
-                if isinstance(content, dict) and len(content) == 1 and "$blob" in content:
-                    message["content"] = self.get(content["$blob"]) or ""
-        return messages
 
 
 def text_of(content: Any) -> str:
