@@ -138,7 +138,17 @@ def export_command(db_path: str | None, task_id: str | None, fmt: str, out_dir: 
     from .dataset import export_dataset
 
     curate: dict[str, Any] = {}
-    if fmt != "preference":
+    if fmt == "preference":
+        given = [name for name, value in (("--route", routes), ("--model", models), ("--since", since),
+                                          ("--until", until), ("--label", labels), ("--exclude-label", exclude_labels),
+                                          ("--max-messages", max_messages), ("--max-chars", max_chars),
+                                          ("--max-tokens", max_tokens), ("--no-dedupe", no_dedupe)) if value]
+        if given:
+            raise click.UsageError(
+                f"{', '.join(given)} filter captured calls, but --format preference exports every escalation "
+                "pair (optionally one --task); drop those options"
+            )
+    else:
         curate = dict(routes=routes or ("llm",), models=models or None, since=since, until=until,
                       labels=labels or None, exclude_labels=exclude_labels or None, max_messages=max_messages,
                       max_chars=max_chars, max_tokens=max_tokens, dedupe=not no_dedupe)

@@ -34,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -181,8 +182,9 @@ class QueryWriterAgent:
         self._slm = slm
         self.llm = llm
         self.db = db or ShopDatabase()
-        self.policy = policy or EscalationPolicy.from_env()
-        self.policy.llm_tasks = set(self.policy.llm_tasks) | {"researcher"}
+        base = policy or EscalationPolicy.from_env()
+        # a copy: the caller's policy (perhaps shared with a router) is left as it was
+        self.policy = dataclasses.replace(base, llm_tasks=set(base.llm_tasks) | {"researcher"})
         self.store = store
         self.max_fixes = max_fixes
         self.max_tokens = {"table_extractor": 48, "reranker": 48, "query_writer": 96, "query_fixer": 96,

@@ -134,3 +134,11 @@ def test_every_command_is_documented() -> None:
                 for opt in param.opts:
                     if opt.startswith("--") and opt not in ("--json",):
                         assert opt in text, f"{command.name} {opt} is not in docs/loop.md"
+
+
+def test_export_preference_refuses_filters_it_would_ignore(runner, db_path, tmp_path) -> None:
+    out = runner.invoke(cli, ["export", "--db", str(db_path), "--format", "preference", "-o", str(tmp_path / "p"),
+                              "--exclude-label", "bad", "--since", "2999-01-01"])
+    assert out.exit_code == 2, out.output
+    assert "--since" in out.output and "--exclude-label" in out.output
+    assert not (tmp_path / "p").exists()

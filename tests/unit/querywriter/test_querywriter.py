@@ -256,3 +256,14 @@ def test_slm_error_without_llm_never_crashes_the_agent(store: CaptureStore) -> N
     assert answer.ok and answer.result.rows == [(10,)]
     err = rows(store, "SELECT route, error_type, escalation_reason FROM calls ORDER BY id LIMIT 1")
     assert err == [{"route": "slm", "error_type": "RuntimeError", "escalation_reason": "error"}]
+
+
+def test_the_callers_policy_is_left_as_it_was() -> None:
+    from slm_agents import FakeRuntime
+    from slm_agents.policy import EscalationPolicy
+    from slm_agents.querywriter.agent import QueryWriterAgent
+
+    mine = EscalationPolicy(llm_tasks={"other"})
+    agent = QueryWriterAgent(FakeRuntime(), policy=mine)
+    assert mine.llm_tasks == {"other"}
+    assert agent.policy.llm_tasks == {"other", "researcher"}
