@@ -16,6 +16,13 @@ Example:
 
 from __future__ import annotations
 
+try:
+    import langchain_core  # noqa: F401
+except ImportError as _e:  # say which extra to install
+    from slm_agents.errors import missing_extra as _missing_extra
+
+    raise ImportError(str(_missing_extra("langchain-core", "langchain"))) from _e
+
 from slm_agents.policy import EscalationPolicy
 
 from .chat_models import ChatSLM

@@ -19,6 +19,13 @@ Example:
 
 from __future__ import annotations
 
+try:
+    import llama_index.core  # noqa: F401
+except ImportError as _e:  # say which extra to install
+    from slm_agents.errors import missing_extra as _missing_extra
+
+    raise ImportError(str(_missing_extra("llama-index-core", "llamaindex"))) from _e
+
 from ._spans import current_task
 from .capture import SLMAgentsCaptureHandler, slm_agents_capture
 from .llm import SLM

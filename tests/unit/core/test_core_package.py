@@ -6,6 +6,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import slm_agents
 
 PUBLIC = [
@@ -95,3 +97,21 @@ def test_lazy_runtime_names_resolve_to_the_classes() -> None:
 
     assert slm_agents.OpenAICompatRuntime is OpenAICompatRuntime
     assert slm_agents.LlamaCppRuntime.__name__ == "LlamaCppRuntime"
+
+
+@pytest.mark.parametrize(("face", "framework", "extra"), [
+    ("langchain_slm", "langchain_core", "langchain"),
+    ("llamaindex_slm", "llama_index", "llamaindex"),
+])
+def test_a_face_without_its_framework_names_the_extra(face: str, framework: str, extra: str) -> None:
+    code = (
+        "import sys\n"
+        f"sys.modules[{framework!r}] = None\n"
+        f"sys.modules[{framework + '.core'!r}] = None\n"
+        "try:\n"
+        f"    import {face}\n"
+        "except ImportError as e:\n"
+        "    print(e)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert f"pip install 'slm-agents[{extra}]'" in out.stdout, out.stdout + out.stderr
