@@ -52,7 +52,10 @@ def make(*responses: Any, **params: Any) -> tuple[ChatSLM, FakeRuntime]:
 
 # -- package ------------------------------------------------------------------------------------
 def test_public_api_is_pinned() -> None:
-    assert {"ChatSLM", "ChatSLMRouter", "EscalationPolicy"} <= set(langchain_slm.__all__)
+    assert langchain_slm.__all__ == [
+        "ChatSLM", "ChatSLMRouter", "EscalationPolicy", "SLMCaptureHandler", "SLMRoutingMiddleware",
+        "CaptureMiddleware", "create_slm_agent", "escalation_node", "route_after_slm",
+    ]
     assert all(hasattr(langchain_slm, name) for name in langchain_slm.__all__)
 
 

@@ -155,16 +155,24 @@ def test_capture_logs_the_pair_once_even_with_the_handler(store: CaptureStore) -
 def test_capture_middleware_records_model_and_tool_calls(store: CaptureStore) -> None:
     llm = FakeLLM(responses=[LLM_CALL, AIMessage(FINAL)])
     agent = create_agent(llm, [lookup], middleware=[CaptureMiddleware(store)], checkpointer=InMemorySaver())
-    agent.invoke({"messages": [("user", "where is A1?")]}, {**CFG, "callbacks": [SLMCaptureHandler(store)]})
+    agent.invoke({"messages": [("user", "where is A1?")]}, CFG)  # the middleware alone: no callback handler
     store.flush()
     rows = list(store.db.query("select * from calls order by id"))
-    assert len(rows) == 2  # the handler skips what the middleware records
+    assert len(rows) == 2
     assert [r["route"] for r in rows] == ["llm", "llm"]
     assert [r["task"] for r in rows] == ["model", "model"] and rows[0]["model_requested"] == "FakeLLM"
     assert json.loads(rows[0]["tool_calls"])[0]["id"] == "llm_call_1"
     (exe,) = store.db.query("select * from tool_executions")
     assert (exe["call_id"], exe["model_call_id"], exe["result"]) == ("llm_call_1", rows[0]["id"], "order A1: shipped")
     assert exe["task"] == "tools" and exe["thread_id"] == "t1"
+
+
+def test_capture_middleware_and_handler_record_a_call_once(store: CaptureStore) -> None:
+    llm = FakeLLM(responses=[LLM_CALL, AIMessage(FINAL)])
+    agent = create_agent(llm, [lookup], middleware=[CaptureMiddleware(store)], checkpointer=InMemorySaver())
+    agent.invoke({"messages": [("user", "where is A1?")]}, {**CFG, "callbacks": [SLMCaptureHandler(store)]})
+    store.flush()
+    assert store.db["calls"].count == 2 and store.db["tool_executions"].count == 1
 
 
 async def test_capture_middleware_async_and_errors(store: CaptureStore) -> None:
