@@ -255,15 +255,21 @@ def tool_selections(message: ChatMessage) -> list[ToolSelection]:
     return out
 
 
-def keep_first_tool_call(response: ChatResponse) -> None:
-    """Drop every tool call after the first (when parallel calls were not allowed)."""
+def keep_first_tool_call(response: ChatResponse) -> ChatResponse:
+    """A copy of ``response`` with every tool call after the first dropped (when parallel calls
+    were not allowed). The response itself is left alone: instrumentation already holds it."""
     message = response.message
     blocks = [b for b in message.blocks if isinstance(b, ToolCallBlock)]
-    if len(blocks) > 1:
-        message.blocks = [b for b in message.blocks if not isinstance(b, ToolCallBlock) or b is blocks[0]]
     calls = message.additional_kwargs.get("tool_calls")
-    if isinstance(calls, list) and len(calls) > 1:
-        message.additional_kwargs["tool_calls"] = calls[:1]
+    many_calls = isinstance(calls, list) and len(calls) > 1
+    if len(blocks) <= 1 and not many_calls:
+        return response
+    kept = message.model_copy(deep=False)
+    kept.blocks = [b for b in message.blocks if not isinstance(b, ToolCallBlock) or b is blocks[0]]
+    kept.additional_kwargs = dict(message.additional_kwargs)
+    if many_calls:
+        kept.additional_kwargs["tool_calls"] = calls[:1]
+    return response.model_copy(update={"message": kept})
 
 
 def _get(obj: Any, key: str) -> Any:

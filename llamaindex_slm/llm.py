@@ -325,7 +325,7 @@ class SLM(FunctionCallingLLM):
         **kwargs: Any,
     ) -> ChatResponse:
         if not allow_parallel_tool_calls:
-            keep_first_tool_call(response)
+            return keep_first_tool_call(response)
         return response
 
     def get_tool_calls_from_response(

@@ -180,3 +180,18 @@ def test_public_api_is_pinned() -> None:
 
     assert sorted(llamaindex_slm.__all__) == sorted(
         ["SLM", "RouterLLM", "slm_agents_capture", "SLMAgentsCaptureHandler", "current_task"])
+
+
+def test_keeping_one_call_leaves_the_instrumented_response_alone() -> None:
+    from llama_index.core.base.llms.types import ChatMessage, ChatResponse, ToolCallBlock
+
+    from llamaindex_slm._utils import keep_first_tool_call
+
+    calls = [{"id": f"c{i}", "type": "function", "function": {"name": "f", "arguments": "{}"}} for i in range(2)]
+    message = ChatMessage(role="assistant", blocks=[ToolCallBlock(tool_call_id=f"c{i}", tool_name="f", tool_kwargs={})
+                                                    for i in range(2)], additional_kwargs={"tool_calls": calls})
+    original = ChatResponse(message=message)
+    kept = keep_first_tool_call(original)
+    assert len(original.message.blocks) == 2 and len(original.message.additional_kwargs["tool_calls"]) == 2
+    assert [b.tool_call_id for b in kept.message.blocks] == ["c0"]
+    assert [c["id"] for c in kept.message.additional_kwargs["tool_calls"]] == ["c0"]
