@@ -28,7 +28,7 @@ from slm_agents.policy import EscalationPolicy
 from slm_agents.routing import Routed, arun_routed, run_routed
 from slm_agents.types import Completion
 
-from . import _convert
+from . import _capture, _convert
 from .chat_models import ChatSLM, _check_tool_choice, structured_output_runnable
 
 __all__ = ["ChatSLMRouter"]
@@ -304,42 +304,19 @@ class ChatSLMRouter(BaseChatModel):
         store = self.capture
         if store is None:
             return
-        common = {"framework": "langchain", "task": req.task, "escalation_reason": routed.reason}
-        slm_id = llm_id = None
-        try:
-            slm_route = "shadow" if routed.route == "shadow" else "slm"
-            valid = routed.verdict.ok if routed.verdict is not None else None
-            if routed.slm is not None:
-                slm_id = store.log_completion(
-                    routed.slm, messages=req.messages, tools=req.tools, tool_choice=req.tool_choice,
-                    params=req.sampling or None, route=slm_route, valid=valid, **common,
-                )  # fmt: skip
-            elif routed.slm_error is not None:
-                slm_id = store.log(
-                    {
-                        "messages": req.messages, "tools": req.tools, "tool_choice": req.tool_choice,
-                        "route": slm_route, "runtime": self._slm_runtime_name(), "model": self.slm_model_name,
-                        "valid": False, "error_type": type(routed.slm_error).__name__,
-                        "error_message": str(routed.slm_error), "latency_ms": routed.slm_ms, **common,
-                    }
-                )  # fmt: skip
-            if routed.route in ("llm", "shadow"):
-                answer = _convert.ai_message_to_openai(message)
-                usage = message.usage_metadata or {}
-                llm_id = store.log(
-                    {
-                        "messages": req.messages, "tools": req.tools, "tool_choice": req.tool_choice,
-                        "route": "llm", "model": message.response_metadata.get("model_name"),
-                        "content": answer.get("content") or None, "tool_calls": answer.get("tool_calls"),
-                        "finish_reason": message.response_metadata.get("finish_reason"),
-                        "input_tokens": usage.get("input_tokens"), "output_tokens": usage.get("output_tokens"),
-                        **common,
-                    }
-                )  # fmt: skip
-            if slm_id is not None and llm_id is not None:
-                store.link_escalation(slm_id, llm_id, routed.reason)
-        except Exception as e:  # the capture path never breaks the agent
-            logger.warning("slm-agents capture failed (%s); the answer is unaffected", type(e).__name__)
+        base = _capture.merge(
+            {"messages": req.messages, "tools": req.tools, "tool_choice": req.tool_choice,
+             "params": req.sampling or None},
+            _capture.graph_context(task=req.task),
+        )  # fmt: skip
+        slm = _capture.slm_attempt_fields(
+            routed.slm, routed.slm_error, latency_ms=routed.slm_ms, model=self.slm_model_name,
+            valid=routed.verdict.ok if routed.verdict is not None else None,
+        )  # fmt: skip
+        if slm is not None and routed.slm is None:
+            slm["runtime"] = self._slm_runtime_name()
+        answer = message if routed.route in ("llm", "shadow") else None
+        _capture.log_step(store, base, route=routed.route, reason=routed.reason, slm=slm, answer=answer)
 
     # -- generation -------------------------------------------------------------------------------
     def _generate(

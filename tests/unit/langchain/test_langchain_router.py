@@ -440,7 +440,7 @@ def test_capture_links_the_slm_attempt_to_the_llm_answer() -> None:
     router.bind_tools([add], tool_choice="any").invoke("1+2")
     slm_rec, llm_rec = store.records
     assert (slm_rec["route"], slm_rec["valid"], slm_rec["escalation_reason"]) == ("slm", False, "unknown_tool")
-    assert slm_rec["completion"].invalid_tool_calls[0]["name"] == "subtract"
+    assert slm_rec["metadata"]["invalid_tool_calls"][0]["name"] == "subtract"
     assert slm_rec["messages"] == [{"role": "user", "content": "1+2"}]
     assert slm_rec["tool_choice"] == "any" and slm_rec["framework"] == "langchain" and slm_rec["task"] == "math"
     assert (llm_rec["route"], llm_rec["model"], llm_rec["input_tokens"]) == ("llm", "big-llm", 100)
