@@ -26,6 +26,7 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
 
+from slm_agents.errors import InvalidRequest
 from slm_agents.policy import EscalationPolicy, Verdict
 from slm_agents.types import Completion, Usage
 
@@ -343,16 +344,41 @@ def create_slm_agent(
     policy = resolve_policy(policy)
     tools = list(tools)
     store = _capture.resolve_store(capture) if capture not in (None, False) else None
-    bound = model.bind_tools(tools, **({"tool_choice": tool_choice} if tool_choice is not None else {}))
+    choice = {"tool_choice": tool_choice} if tool_choice is not None else {}
+    bound = model.bind_tools(tools, **choice)
+    try:
+        llm_bound = llm.bind_tools(tools, **choice) if llm is not None else None
+    except NotImplementedError as e:
+        raise InvalidRequest(
+            f"{type(llm).__name__} cannot bind tools, so it cannot answer this agent's steps; "
+            "pass a chat model with tool calling as llm= (or llm=None)"
+        ) from e
+    oai_tools = _convert.tools_to_openai(tools)
 
     def with_system(messages: list[BaseMessage]) -> list[BaseMessage]:
         return [SystemMessage(system_prompt), *messages] if system_prompt else messages
 
+    def first_model(messages: list[BaseMessage]) -> tuple[Any, str | None]:
+        """The SLM, or the LLM when the policy's routing rules keep this step there."""
+        decision = policy.route(_convert.messages_to_openai(messages), oai_tools, task="agent")
+        if decision.route == "llm" and llm_bound is not None:
+            return llm_bound, f"route:{decision.rule}"
+        return bound, None
+
+    def mark(message: BaseMessage, reason: str | None) -> BaseMessage:
+        if reason is not None:  # an LLM answer routed there up front: route_after_slm leaves it alone
+            message.response_metadata = {**message.response_metadata, "route": "llm", "escalation_reason": reason}
+        return message
+
     def agent(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
-        return {"messages": [bound.invoke(with_system(state["messages"]), config)]}
+        messages = with_system(state["messages"])
+        runnable, reason = first_model(messages)
+        return {"messages": [mark(runnable.invoke(messages, config), reason)]}
 
     async def aagent(state: MessagesState, config: RunnableConfig) -> dict[str, Any]:
-        return {"messages": [await bound.ainvoke(with_system(state["messages"]), config)]}
+        messages = with_system(state["messages"])
+        runnable, reason = first_model(messages)
+        return {"messages": [mark(await runnable.ainvoke(messages, config), reason)]}
 
     route: Callable[[Any], Route] = functools.partial(
         route_after_slm, policy=policy, tools=tools, tool_choice=tool_choice, task="agent"

@@ -195,3 +195,24 @@ async def test_agent_astream_escalation() -> None:
     state = await agent.aget_state(CFG)
     assert isinstance(state.values["messages"][2], ToolMessage) and state.values["messages"][2].content == "5"
     assert state.values["messages"][1].response_metadata["escalation_reason"] == "invalid_arguments"
+
+
+def test_create_slm_agent_follows_the_policys_routing_rules() -> None:
+    from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
+    from langchain_core.messages import AIMessage as _AI
+
+    from langchain_slm import create_slm_agent
+    from slm_agents import FakeRuntime
+    from slm_agents.policy import EscalationPolicy
+
+    class _LLM(FakeMessagesListChatModel):
+        def bind_tools(self, tools, **kwargs):  # noqa: ANN001, ANN003, ANN201
+            return self
+
+    slm = FakeRuntime(["never asked"])
+    llm = _LLM(responses=[_AI("the LLM answers")])
+    agent = create_slm_agent(slm, llm, [], policy=EscalationPolicy(llm_tasks={"agent"}))
+    out = agent.invoke({"messages": [("user", "hi")]})
+    last = out["messages"][-1]
+    assert last.content == "the LLM answers" and slm.requests == []
+    assert (last.response_metadata["route"], last.response_metadata["escalation_reason"]) == ("llm", "route:llm_tasks")
