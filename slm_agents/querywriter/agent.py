@@ -205,11 +205,20 @@ class QueryWriterAgent:
         slm = self.slm_for(part)
         llm = self.llm
         start = time.perf_counter()
+        llm_errors: list[Exception] = []
+
+        def call_llm() -> Completion | None:
+            try:
+                return llm.complete(messages, tools, tool_choice, **sampling)
+            except Exception as e:  # kept: the SLM's attempt and the reason it escalated stay on record
+                llm_errors.append(e)
+                return None
+
         try:
             routed = run_routed(
                 self.policy, messages, tools, tool_choice, task=part,
                 slm=lambda: slm.complete(messages, tools, tool_choice, **sampling),
-                llm=(lambda: llm.complete(messages, tools, tool_choice, **sampling)) if llm is not None else None,
+                llm=call_llm if llm is not None else None,
             )
         except Exception as e:  # the SLM failed and no LLM could answer (or the LLM failed): go on without
             verdict = self.policy.check(e, tools, tool_choice, task=part)
@@ -219,13 +228,15 @@ class QueryWriterAgent:
         if routed.route == "slm" and self.policy.route(messages, tools, task=part).route == "llm":
             reason = NO_LLM_REASON  # the step belongs on the LLM; none is configured, the SLM stood in
         completion: Completion | None = routed.result if isinstance(routed.result, Completion) else None
-        call_id = self._capture(answer, part, routed, reason, messages, tools, tool_choice, sampling)
+        call_id = self._capture(answer, part, routed, reason, messages, tools, tool_choice, sampling,
+                                llm_error=llm_errors[0] if llm_errors else None)
         step = Step(part=part, route="llm" if routed.route in ("llm", "shadow") else "slm", reason=reason,
                     output=None, latency_ms=ms, call_id=call_id)
         return step, completion
 
     def _capture(self, answer: Answer, part: str, routed: Any, reason: str | None, messages: list[Message],
-                 tools: list[dict] | None, tool_choice: Any, params: dict[str, Any]) -> str | None:
+                 tools: list[dict] | None, tool_choice: Any, params: dict[str, Any],
+                 llm_error: Exception | None = None) -> str | None:
         store = self.store
         if store is None:
             return None
@@ -244,6 +255,10 @@ class QueryWriterAgent:
         if routed.route in ("llm", "shadow") and isinstance(routed.result, Completion):
             llm_id = store.log_completion(routed.result, messages=messages, tools=tools, tool_choice=tool_choice,
                                           params=params, route="llm", **common)
+        elif llm_error is not None:
+            llm_id = store.log({
+                "messages": messages, "tools": tools, "tool_choice": tool_choice, "params": params, "route": "llm",
+                "error_type": type(llm_error).__name__, "error_message": str(llm_error), **common})
         if slm_id is not None and llm_id is not None:
             store.link_escalation(slm_id, llm_id, reason or "shadow")
         return llm_id or slm_id

@@ -267,3 +267,24 @@ def test_the_callers_policy_is_left_as_it_was() -> None:
     agent = QueryWriterAgent(FakeRuntime(), policy=mine)
     assert mine.llm_tasks == {"other"}
     assert agent.policy.llm_tasks == {"other", "researcher"}
+
+
+def test_an_llm_failure_keeps_the_slms_attempt_and_reason_on_record() -> None:
+    from sqlite_utils import Database
+
+    from slm_agents import FakeRuntime
+    from slm_agents.capture import CaptureStore
+    from slm_agents.querywriter.agent import QueryWriterAgent
+
+    store = CaptureStore(Database(memory=True), redactor=None)
+    slm = FakeRuntime([{"tool_calls": [{"name": "select_table", "arguments": {"table": "nope"}}]}], cycle=True)
+    agent = QueryWriterAgent(slm, llm=FakeRuntime([ConnectionError("LLM down")], cycle=True), store=store,
+                             max_fixes=0)
+    agent.ask("How many customers are there?")
+    store.flush()
+    rows = list(store.db.query("select route, escalation_reason, error_type from calls order by id"))
+    first_slm, first_llm = rows[0], rows[1]
+    assert (first_slm["route"], first_slm["error_type"]) == ("slm", None)
+    assert first_slm["escalation_reason"] == "invalid_arguments"
+    assert (first_llm["route"], first_llm["error_type"]) == ("llm", "ConnectionError")
+    assert store.db["escalations"].count >= 1
