@@ -151,11 +151,18 @@ def load_cases(path: str | os.PathLike[str]) -> list[EvalCase]:
             expected = obj.get("expected", [])
             if not isinstance(expected, list):
                 raise InvalidRequest(f"{path}:{lineno}: 'expected' must be a list of {{name, arguments}} (or [])")
+            try:
+                expected = [_norm_call(c) for c in expected]
+            except (ValueError, AttributeError, TypeError) as e:
+                raise InvalidRequest(
+                    f"{path}:{lineno}: each expected call is {{\"name\": ..., \"arguments\": {{...}}}} "
+                    f"with JSON-object arguments ({type(e).__name__}: {e})"
+                ) from e
             cases.append(
                 EvalCase(
                     messages=obj["messages"],
                     tools=obj.get("tools") or [],
-                    expected=[_norm_call(c) for c in expected],
+                    expected=expected,
                     tool_choice=obj.get("tool_choice", "auto"),
                     task=str(obj.get("task") or Path(path).stem),
                     id=str(obj.get("id") or f"{Path(path).name}:{lineno}"),

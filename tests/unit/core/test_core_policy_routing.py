@@ -380,3 +380,15 @@ def test_review_fixes_tool_choice_none_and_bad_config(tmp_path) -> None:
     path.write_text("[]")
     with pytest.raises(InvalidRequest, match="JSON object"):
         EscalationPolicy.load(path)
+
+
+@pytest.mark.parametrize("expected", ['["f"]', '[{"name": "f", "arguments": "{bad"}]'])
+def test_load_cases_names_the_line_of_a_bad_expected_call(tmp_path, expected: str) -> None:
+    from slm_agents.errors import InvalidRequest
+    from slm_agents.evaluate import load_cases
+
+    path = tmp_path / "cases.jsonl"
+    path.write_text('{"messages": [{"role": "user", "content": "x"}], "expected": []}\n'
+                    '{"messages": [{"role": "user", "content": "x"}], "expected": ' + expected + '}\n')
+    with pytest.raises(InvalidRequest, match="cases.jsonl:2"):
+        load_cases(path)
