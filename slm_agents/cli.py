@@ -149,3 +149,13 @@ from .cli_loop import register as _register_loop  # noqa: E402
 
 _register_capture(cli)
 _register_loop(cli)
+
+
+def _register_plugin_commands() -> None:
+    """Let installed plugins (``slm_agents`` entry points) add their commands, e.g. ``finetune``."""
+    from .plugins import get_plugin_manager
+
+    get_plugin_manager().hook.register_commands(cli=cli)
+
+
+_register_plugin_commands()

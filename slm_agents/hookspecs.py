@@ -43,3 +43,17 @@ class Hookspecs:
         A redactor is a compiled regex or a callable ``text -> iterable of (start, end)`` spans;
         the name becomes its placeholder (``<NAME>``).
         """
+
+    @hookspec
+    def register_commands(self, cli: Any) -> None:
+        """Add subcommands to the ``slm-agents`` command: ``cli`` is its ``click.Group``.
+
+        Import heavy dependencies inside the command functions, so ``slm-agents --help`` stays fast
+        and works without them::
+
+            @hookimpl
+            def register_commands(cli):
+                @cli.command()
+                def hello():
+                    click.echo("hi")
+        """
