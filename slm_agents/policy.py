@@ -41,6 +41,7 @@ REASONS: dict[str, str] = {
     "low_confidence": "the SLM's confidence is under the threshold",
     "error": "the SLM raised an error",
     "timeout": "the SLM did not answer in time",
+    "uncertain_decision": "the SLM's call-or-answer decision (tool_choice='auto') was too close to call",
 }
 
 
@@ -92,6 +93,12 @@ class EscalationPolicy:
         max_depth: Conversations with more messages than this go to the LLM.
         accept_text: Accept a plain-text answer when tools were bound with ``tool_choice="auto"``.
         accept_truncated: Accept an answer cut off by ``max_tokens``.
+        decision_margin: With ``tool_choice="auto"``, an answer whose calibrated ``p_call`` lies
+            within this of the decision threshold escalates (reason ``uncertain_decision``);
+            0 or None turns it off. See :mod:`slm_agents.decision`.
+        task_decisions: Per-task ``{"threshold": t, "margin": m}`` for the call-or-answer
+            decision, written by ``slm-agents calibrate --decision``; an SLM answer on the other
+            side of its task's threshold escalates too.
 
     Example:
         >>> p = EscalationPolicy(llm_tasks={"researcher"})
@@ -108,6 +115,8 @@ class EscalationPolicy:
     max_depth: int | None = None
     accept_text: bool = True
     accept_truncated: bool = False
+    decision_margin: float | None = 0.1
+    task_decisions: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.confidence_threshold is not None:
@@ -119,6 +128,15 @@ class EscalationPolicy:
         if self.slm_tasks is not None:
             self.slm_tasks = _task_set("slm_tasks", self.slm_tasks)
         self.llm_tasks = _task_set("llm_tasks", self.llm_tasks)
+        if self.decision_margin is not None:
+            _check_threshold("decision_margin", self.decision_margin)
+        if not isinstance(self.task_decisions, dict):
+            raise InvalidRequest("task_decisions must map task names to {'threshold': t, 'margin': m}")
+        for task, value in self.task_decisions.items():
+            if not isinstance(value, dict) or not set(value) <= {"threshold", "margin"}:
+                raise InvalidRequest(f"the decision of task {task!r} must be {{'threshold': t, 'margin': m}}")
+            for key, number in value.items():
+                _check_threshold(f"the decision {key} of task {task!r}", number)
 
     # -- routing ------------------------------------------------------------------------------
     def route(self, messages: list[Message], tools: list[dict] | None, *, task: str | None = None) -> RouteDecision:
@@ -140,6 +158,23 @@ class EscalationPolicy:
         if task is not None and task in self.task_thresholds:
             return self.task_thresholds[task]
         return self.confidence_threshold
+
+    def decision_for(self, task: str | None, runtime_threshold: float | None) -> tuple[float, float]:
+        """The call-or-answer ``(threshold, margin)`` that applies to ``task``."""
+        own = self.task_decisions.get(task, {}) if task is not None else {}
+        threshold = own.get("threshold", runtime_threshold if runtime_threshold is not None else 0.5)
+        return float(threshold), float(own.get("margin", self.decision_margin or 0.0))
+
+    def _check_decision(self, result: Completion, task: str | None) -> Verdict | None:
+        if result.p_call is None or result.decision is None:
+            return None
+        threshold, margin = self.decision_for(task, result.decision_threshold)
+        if margin and abs(result.p_call - threshold) < margin:
+            return Verdict(False, "uncertain_decision", f"p_call {result.p_call:.3f} within {margin:.2f} of {threshold:.2f}")
+        if (result.p_call >= threshold) != (result.decision == "call"):
+            return Verdict(False, "uncertain_decision",
+                           f"decided {result.decision!r} but p_call {result.p_call:.3f} vs task threshold {threshold:.2f}")
+        return None
 
     # -- checking -----------------------------------------------------------------------------
     def check(
@@ -188,7 +223,10 @@ class EscalationPolicy:
                 return Verdict(False, "empty", "")
             if norm and choice.mode == "auto" and not self.accept_text:
                 return Verdict(False, "no_tool_call", "accept_text=False")
-            return Verdict(True)
+            return self._check_decision(result, task) or Verdict(True)
+        uncertain = self._check_decision(result, task)
+        if uncertain is not None:
+            return uncertain
         threshold = self.threshold_for(task)
         if threshold is not None and result.confidence is not None and result.confidence < threshold:
             return Verdict(False, "low_confidence", f"{result.confidence:.3f} < {threshold:.3f}")
@@ -206,6 +244,8 @@ class EscalationPolicy:
             "max_depth": self.max_depth,
             "accept_text": self.accept_text,
             "accept_truncated": self.accept_truncated,
+            "decision_margin": self.decision_margin,
+            "task_decisions": {k: dict(v) for k, v in self.task_decisions.items()},
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:

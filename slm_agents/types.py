@@ -58,6 +58,12 @@ class Completion:
         runtime: The runtime that ran it (``"llamacpp"``, ``"openai"``, ...).
         invalid_tool_calls: Calls the model began but that do not parse or validate, each
             ``{"id", "name", "arguments", "error"}``. Empty when every call is valid.
+        decision: With ``tool_choice="auto"`` and tools bound, what the runtime's call-or-answer
+            step decided: ``"call"`` or ``"answer"`` (None when no such decision was made; see
+            :mod:`slm_agents.decision`).
+        decision_confidence: The calibrated probability of the side decided (0.5..1).
+        p_call: The calibrated probability that the turn should call a tool.
+        decision_threshold: The threshold ``p_call`` was compared with.
 
     Example:
         >>> c = Completion(message={"role": "assistant", "content": "hi"}, finish_reason="stop")
@@ -74,6 +80,10 @@ class Completion:
     model: str = ""
     runtime: str = ""
     invalid_tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    decision: str | None = None
+    decision_confidence: float | None = None
+    p_call: float | None = None
+    decision_threshold: float | None = None
 
     @property
     def content(self) -> str:
@@ -108,6 +118,10 @@ class Completion:
             "model": self.model,
             "runtime": self.runtime,
             "invalid_tool_calls": self.invalid_tool_calls,
+            "decision": self.decision,
+            "decision_confidence": self.decision_confidence,
+            "p_call": self.p_call,
+            "decision_threshold": self.decision_threshold,
         }
 
 

@@ -37,7 +37,8 @@ class FakeRuntime(BaseRuntime):
     A response is a ``str`` (text), a :class:`Completion`, an exception instance (raised), or a
     dict with any of ``content``, ``tool_calls`` (``{"name", "arguments"}`` items, arguments as a
     dict or raw string), ``finish_reason``, ``confidence``, ``usage`` (``(input, output)``) and
-    ``delay`` (seconds to sleep before answering). Invalid tool calls are reported in
+    ``delay`` (seconds to sleep before answering), ``p_call`` and ``decision_threshold`` (an "auto"
+    call-or-answer decision, as the llama.cpp runtime reports one). Invalid tool calls are reported in
     ``invalid_tool_calls``, as a real runtime would.
 
     Args:
@@ -120,7 +121,7 @@ class FakeRuntime(BaseRuntime):
             message["tool_calls"] = valid
         finish = response.get("finish_reason") or ("tool_calls" if valid else "stop")
         inp, out = response.get("usage", (10, 5))
-        return Completion(
+        completion = Completion(
             message=message,
             finish_reason=finish,
             usage=Usage(inp, out),
@@ -129,3 +130,10 @@ class FakeRuntime(BaseRuntime):
             runtime=self.name,
             invalid_tool_calls=invalid,
         )
+        if response.get("p_call") is not None:  # an "auto" call-or-answer decision, as LlamaCppRuntime reports it
+            p_call = float(response["p_call"])
+            completion.decision = "call" if valid or invalid else "answer"
+            completion.p_call = p_call
+            completion.decision_confidence = p_call if completion.decision == "call" else 1.0 - p_call
+            completion.decision_threshold = float(response.get("decision_threshold", 0.5))
+        return completion

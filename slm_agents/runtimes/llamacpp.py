@@ -20,9 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..decision import DecisionCalibration, calibration_for, request_features
 from ..errors import GenerationError, GenerationTimeout, InvalidRequest, missing_extra
 from ..models import ModelInfo, info_from_metadata, resolve_model_path
-from ..toolcalls import ToolCallStreamParser, json_grammar, parse_tool_calls, tool_call_grammar
+from ..toolcalls import (
+    CALL_OPEN,
+    ToolCallStreamParser,
+    ToolChoice,
+    json_grammar,
+    parse_tool_calls,
+    tool_call_grammar,
+)
 from ..types import Completion, Message, StreamChunk, Usage
 from ._llama_decode import SamplerSlot, Sampling, build_sampler, decode
 from ._prompt import ChatTemplate
@@ -40,6 +48,7 @@ class _LoadedModel:
     add_bos: bool
     bos_text: str
     n_vocab: int
+    call_start_ids: list[int] = field(default_factory=list)  # first tokens that begin a tool call
 
 
 @dataclass
@@ -48,10 +57,14 @@ class _Plan:
     keep: bool  # keep the grammar after the first token
     with_tools: bool = False
     stops: list[str] = field(default_factory=list)
+    decide: bool = False  # "auto": decide call-or-answer first, then decode under that branch's grammar
 
 
 # First token of a text answer with tool_choice="none": anything but the start of a tag.
 _NO_CALL_GRAMMAR = "root ::= [^<] .*\n"
+
+# Per-call options this runtime takes beyond the shared sampling keys.
+_EXTRA_KEYS = frozenset({"decision_threshold"})
 
 _models: dict[tuple[Any, ...], _LoadedModel] = {}
 _models_lock = threading.Lock()
@@ -65,6 +78,16 @@ def _close_all() -> None:
             with loaded.lock:
                 loaded.llm.close()
         _models.clear()
+
+
+def _call_start_ids(llm: Any) -> list[int]:
+    """The tokens a tool call can begin with: those spelling a prefix of ``<tool_call>\\n``."""
+    ids: set[int] = set()
+    for end in range(1, len(CALL_OPEN) + 1):
+        toks = llm.tokenize(CALL_OPEN[:end].encode("utf-8"), add_bos=False, special=True)
+        if len(toks) == 1:
+            ids.add(toks[0])
+    return sorted(ids)
 
 
 def loaded_models() -> list[ModelInfo]:
@@ -103,6 +126,7 @@ def _load(path: Path, options: dict[str, Any], chat_template: str | None) -> _Lo
             bos_text=bos_text,
             n_vocab=llm.n_vocab(),
         )
+        loaded.call_start_ids = _call_start_ids(llm)
         _models[key] = loaded
         return loaded
 
@@ -125,6 +149,18 @@ class LlamaCppRuntime(BaseRuntime):
         max_tokens: Default cap on generated tokens.
         seed: Default sampling seed.
         timeout: Default limit, in seconds, on one call's generation; None for none.
+        auto_decision: How ``tool_choice="auto"`` chooses between a call and a text answer.
+            ``"calibrated"`` (the default) decides first, from the model's own probability of
+            starting a call and the conversation (see :mod:`slm_agents.decision`), then decodes
+            that branch; ``"model"`` lets the first sampled token decide (small models then
+            almost never call).
+        decision_calibration: A :class:`~slm_agents.decision.DecisionCalibration` (or its dict)
+            for this model; default: the one shipped for the model, else the generic one.
+        decision_threshold: Call when the calibrated ``p_call`` is at or above this (default: the
+            calibration's own threshold); overridable per call.
+        repetition_guard: Stop generating when the output falls into a loop (the same block of
+            tokens repeated, as small models do in long arrays); the answer is reported
+            truncated (``finish_reason="length"``). None turns it off.
         **llama_kwargs: Passed to ``llama_cpp.Llama`` (part of the model-sharing key).
 
     Example:
@@ -156,6 +192,10 @@ class LlamaCppRuntime(BaseRuntime):
         max_tokens: int = 512,
         seed: int | None = None,
         timeout: float | None = None,
+        auto_decision: str = "calibrated",
+        decision_calibration: DecisionCalibration | dict[str, Any] | None = None,
+        decision_threshold: float | None = None,
+        repetition_guard: int | None = 32,
         **llama_kwargs: Any,
     ):
         self.model_path = resolve_model_path(model_path)
@@ -178,6 +218,18 @@ class LlamaCppRuntime(BaseRuntime):
             **llama_kwargs,
         }
         self._loaded = _load(self.model_path, options, chat_template)
+        if auto_decision not in ("calibrated", "model"):
+            raise InvalidRequest(f"auto_decision={auto_decision!r}; use 'calibrated' or 'model'")
+        self.auto_decision = auto_decision
+        if isinstance(decision_calibration, dict):
+            decision_calibration = DecisionCalibration.from_dict(decision_calibration)
+        self.decision_calibration = decision_calibration or calibration_for(self.model_path.name)
+        if decision_threshold is not None:
+            self.decision_calibration = DecisionCalibration.from_dict(
+                {**self.decision_calibration.to_dict(), "threshold": decision_threshold})
+        if repetition_guard is not None and repetition_guard < 8:
+            raise InvalidRequest("repetition_guard is the shortest loop span to stop, in tokens: use 8 or more")
+        self.repetition_guard = repetition_guard
 
     # -- facts --------------------------------------------------------------------------------
     @property
@@ -209,6 +261,39 @@ class LlamaCppRuntime(BaseRuntime):
         req = prepare_request(messages, tools, tool_choice, {})
         return self._loaded.template.render(req.messages, req.tools, req.choice)
 
+    def score_decision(
+        self, messages: list[Message], tools: list[dict] | None, *, decision_threshold: float | None = None
+    ) -> dict[str, Any]:
+        """The ``"auto"`` call-or-answer decision for this request, without generating an answer.
+
+        Evaluates the prompt (reusing the cached prefix) and returns ``{"p_call", "calls",
+        "threshold", "features"}``: what :meth:`complete` would decide with ``tool_choice="auto"``.
+        ``slm-agents calibrate --decision`` and ``bench/auto_decision.py`` fit calibrations on
+        the ``features``.
+        """
+        req = prepare_request(messages, tools, "auto", {})
+        if not req.tools:
+            raise InvalidRequest("score_decision needs tools: without tools there is nothing to decide")
+        loaded = self._loaded
+        llm = loaded.llm
+        tokens = self._tokenize(loaded.template.render(req.messages, req.tools, req.choice))
+        if len(tokens) >= llm.n_ctx():
+            raise InvalidRequest(f"the prompt takes {len(tokens)} tokens but the context holds {llm.n_ctx()}")
+        cal = self.decision_calibration
+        threshold = cal.threshold if decision_threshold is None else float(decision_threshold)
+        features = request_features(req.messages, req.tools)
+        with loaded.lock:
+            slot = SamplerSlot(None)
+            scorer = _Decider(slot, None, None, loaded, cal, threshold, features)
+            slot.current = _Scorer(scorer)
+            gen = decode(llm, tokens, slot)
+            try:
+                next(gen)
+            finally:
+                gen.close()
+        return {"p_call": scorer.p_call, "calls": scorer.calls, "threshold": threshold,
+                "features": {**features, "model": scorer.features_seen["model"]}}
+
     def count_tokens(self, text: str) -> int:
         """Number of tokens ``text`` takes for this model."""
         return len(self._tokenize(text))
@@ -218,14 +303,14 @@ class LlamaCppRuntime(BaseRuntime):
         self, messages: list[Message], tools: list[dict] | None = None, tool_choice: Any = None, **sampling: Any
     ) -> Iterator[StreamChunk]:
         """Generate, yielding text and tool-call deltas; the last chunk holds the Completion."""
-        req = prepare_request(messages, tools, tool_choice, sampling)
+        req = prepare_request(messages, tools, tool_choice, sampling, extra_keys=_EXTRA_KEYS)
         return self._generate(req)
 
     def complete(
         self, messages: list[Message], tools: list[dict] | None = None, tool_choice: Any = None, **sampling: Any
     ) -> Completion:
         """Generate to the end and return the :class:`Completion` (no per-token chunks are built)."""
-        req = prepare_request(messages, tools, tool_choice, sampling)
+        req = prepare_request(messages, tools, tool_choice, sampling, extra_keys=_EXTRA_KEYS)
         last = None
         for last in self._generate(req, stream=False):  # noqa: B007 - only the final chunk matters
             pass
@@ -247,6 +332,10 @@ class LlamaCppRuntime(BaseRuntime):
             # calls per answer need an explicit parallel_tool_calls=True.
             parallel = bool(req.sampling.get("parallel_tool_calls", False))
             grammar = tool_call_grammar(req.tools, req.choice, parallel=parallel)
+            if req.choice.mode == "auto" and self.auto_decision == "calibrated":
+                # Decide first (see _Decider), then decode the call under the forced-call grammar.
+                forced = tool_call_grammar(req.tools, ToolChoice("required"), parallel=parallel)
+                return _Plan(forced, keep=False, with_tools=True, decide=True)
             # "auto": the grammar decides the first token (a call or text); text then runs free.
             return _Plan(grammar, keep=req.choice.mode == "required", with_tools=True)
         # JSON output (with tool_choice="none" when tools are bound, as the error above says)
@@ -287,6 +376,7 @@ class LlamaCppRuntime(BaseRuntime):
 
         text = ""
         emitted = 0
+        out_tokens: list[int] = []
         logprobs: list[float] = []
         n_out = 0
         ttft: float | None = None
@@ -294,8 +384,19 @@ class LlamaCppRuntime(BaseRuntime):
         parser = ToolCallStreamParser() if with_tools else None
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
+        decider: _Decider | None = None
         with loaded.lock:
-            slot = SamplerSlot(build_sampler(llm, sampling, plan.grammar))
+            if plan.decide:
+                cal = self.decision_calibration
+                threshold = float(opts.get("decision_threshold", cal.threshold))
+                slot = SamplerSlot(None)
+                decider = _Decider(
+                    slot, lambda grammar: build_sampler(llm, sampling, grammar), plan.grammar, loaded,
+                    cal, threshold, request_features(req.messages, req.tools),
+                )
+                slot.current = decider
+            else:
+                slot = SamplerSlot(build_sampler(llm, sampling, plan.grammar))
             gen = decode(llm, tokens, slot)
             ctx = llm._ctx.ctx
             vocab = llm._model.vocab
@@ -308,6 +409,7 @@ class LlamaCppRuntime(BaseRuntime):
                     if with_tools:
                         logprobs.append(self._token_logprob(llama_cpp, ctx, token))
                     n_out += 1
+                    out_tokens.append(token)
                     text += decoder.decode(llm._model.detokenize([token]))
                     if n_out == 1 and not plan.keep:
                         if with_tools and text.lstrip().startswith("<"):
@@ -328,6 +430,11 @@ class LlamaCppRuntime(BaseRuntime):
                         emitted = safe
                     if n_out >= max_tokens:
                         finish = "length"
+                        break
+                    if self.repetition_guard and n_out >= self.repetition_guard and _looping(
+                        out_tokens, self.repetition_guard
+                    ):
+                        finish = "length"  # a loop would only run on to max_tokens
                         break
                     if deadline is not None and time.perf_counter() > deadline:
                         raise GenerationTimeout(
@@ -362,6 +469,11 @@ class LlamaCppRuntime(BaseRuntime):
             runtime=self.name,
             invalid_tool_calls=invalid,
         )
+        if decider is not None and decider.p_call is not None:
+            completion.decision = "call" if decider.calls else "answer"
+            completion.p_call = decider.p_call
+            completion.decision_confidence = decider.p_call if decider.calls else 1.0 - decider.p_call
+            completion.decision_threshold = decider.threshold
         yield StreamChunk(finish_reason=finish, completion=completion)
 
     def _token_logprob(self, llama_cpp: Any, ctx: Any, token: int) -> float:
@@ -383,6 +495,75 @@ class LlamaCppRuntime(BaseRuntime):
         content, deltas = parser.feed(piece)
         if content or deltas:
             yield StreamChunk(content=content, tool_calls=deltas)
+
+
+class _Decider:
+    """The first sampler of an ``"auto"`` answer: decides call-or-answer, then hands over.
+
+    It reads the logits that evaluating the prompt produced (no extra forward pass), takes the
+    model's log-odds of beginning a tool call (the mass of the tokens that spell a prefix of
+    ``<tool_call>``), adds the request's signals, and asks the calibration for ``p_call``. Then it
+    puts the branch's sampler in the slot: the forced-call grammar for a call, a first token that
+    cannot open a tag for a text answer; and samples the first token with it.
+    """
+
+    def __init__(self, slot: SamplerSlot, make: Any, call_grammar: str | None, loaded: _LoadedModel,
+                 calibration: DecisionCalibration, threshold: float, features: dict[str, float]):
+        self.slot, self.make, self.call_grammar, self.loaded = slot, make, call_grammar, loaded
+        self.calibration, self.threshold, self.features = calibration, threshold, features
+        self.p_call: float | None = None
+        self.calls = False
+        self.features_seen: dict[str, float] = {}
+
+    def model_log_odds(self, ctx: Any, idx: int) -> float:
+        import llama_cpp
+        import numpy as np
+
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx.ctx, idx), shape=(self.loaded.n_vocab,))
+        top = float(logits.max())
+        total = float(np.exp(logits - top).sum())
+        ids = self.loaded.call_start_ids
+        mass = float(np.exp(logits[ids] - top).sum()) / total if ids else 0.0
+        mass = min(max(mass, 1e-9), 1 - 1e-9)
+        return math.log(mass / (1.0 - mass))
+
+    def decide(self, ctx: Any, idx: int) -> None:
+        self.features_seen = {**self.features, "model": self.model_log_odds(ctx, idx)}
+        self.p_call = self.calibration.p_call(self.features_seen)
+        self.calls = self.p_call >= self.threshold
+
+    def sample(self, ctx: Any, idx: int = -1) -> int:
+        self.decide(ctx, idx)
+        branch = self.make(self.call_grammar if self.calls else _NO_CALL_GRAMMAR)
+        self.slot.current = branch
+        return int(branch.sample(ctx, idx))
+
+    def close(self) -> None:  # the slot's sampler may be closed by its owner
+        pass
+
+
+class _Scorer:
+    """A sampler that only decides (for :meth:`LlamaCppRuntime.score_decision`); the token it
+    returns is never evaluated."""
+
+    def __init__(self, decider: _Decider):
+        self.decider = decider
+
+    def sample(self, ctx: Any, idx: int = -1) -> int:
+        self.decider.decide(ctx, idx)
+        return 0
+
+
+def _looping(tokens: list[int], span: int) -> bool:
+    """True when the last ``span`` tokens are one block of at most ``span // 3`` tokens repeated."""
+    tail = tokens[-span:]
+    last = tail[-1]
+    for period in range(1, span // 3 + 1):
+        if tail[-1 - period] != last:
+            continue
+        if all(tail[i] == tail[i + period] for i in range(span - period)):
+            return True
+    return False
 
 
 def _find_stop(text: str, stops: list[str], emitted: int) -> int | None:
