@@ -89,6 +89,11 @@ def tools_to_openai(tools: Sequence[Any] | None) -> list[dict[str, Any]]:
     return [convert_to_openai_tool(t) for t in tools or []]
 
 
+# Content blocks that restate what the message carries elsewhere (LangChain v1 output puts an
+# AIMessage's tool calls and reasoning into its content too): not media, and not prompt text.
+_RESTATED = frozenset({"text", None, "tool_call", "tool_call_chunk", "invalid_tool_call", "reasoning"})
+
+
 def non_text_parts(messages: list[dict[str, Any]]) -> list[str]:
     """The types of content parts that are not text (images, audio, files), in order met."""
     kinds = []
@@ -96,7 +101,7 @@ def non_text_parts(messages: list[dict[str, Any]]) -> list[str]:
         content = m.get("content")
         if isinstance(content, list):
             for part in content:
-                if isinstance(part, dict) and part.get("type") not in ("text", None):
+                if isinstance(part, dict) and part.get("type") not in _RESTATED:
                     kinds.append(str(part["type"]))
     return kinds
 
@@ -128,6 +133,8 @@ def response_metadata(completion: Completion, *, route: str = "slm", **extra: An
         "runtime": completion.runtime,
         "latency_ms": round(completion.latency_ms, 3),
         "ttft_ms": round(completion.ttft_ms, 3) if completion.ttft_ms is not None else None,
+        "decision": completion.decision,
+        "decision_confidence": completion.decision_confidence,
         **extra,
     }
 
