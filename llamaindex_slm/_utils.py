@@ -223,18 +223,7 @@ def completion_from_response(response: ChatResponse) -> Completion:
     """
     raw = response.raw
     if isinstance(raw, Mapping) and isinstance(raw.get("message"), Mapping) and "finish_reason" in raw:
-        usage = raw.get("usage") or {}
-        return Completion(
-            message=dict(raw["message"]),
-            finish_reason=raw.get("finish_reason") or "stop",
-            usage=Usage(int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)),
-            latency_ms=float(raw.get("latency_ms") or 0.0),
-            ttft_ms=raw.get("ttft_ms"),
-            confidence=raw.get("confidence"),
-            model=str(raw.get("model") or ""),
-            runtime=str(raw.get("runtime") or ""),
-            invalid_tool_calls=list(raw.get("invalid_tool_calls") or []),
-        )
+        return Completion.from_dict(dict(raw))
     message = to_openai_message(response.message)
     message["role"] = "assistant"
     inp, out = usage_from_response(response)

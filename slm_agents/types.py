@@ -124,6 +124,37 @@ class Completion:
             "decision_threshold": self.decision_threshold,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Completion:
+        """The :class:`Completion` that :meth:`to_dict` wrote (unknown keys are ignored).
+
+        Example:
+            >>> c = Completion(message={"role": "assistant", "content": "hi"}, p_call=0.1, decision="answer")
+            >>> Completion.from_dict(c.to_dict()) == c
+            True
+        """
+        usage = data.get("usage") or {}
+
+        def number(key: str) -> float | None:
+            value = data.get(key)
+            return float(value) if isinstance(value, (int, float)) else None
+
+        return cls(
+            message=dict(data.get("message") or {"role": "assistant", "content": ""}),
+            finish_reason=str(data.get("finish_reason") or "stop"),
+            usage=Usage(int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0)),
+            latency_ms=float(data.get("latency_ms") or 0.0),
+            ttft_ms=number("ttft_ms"),
+            confidence=number("confidence"),
+            model=str(data.get("model") or ""),
+            runtime=str(data.get("runtime") or ""),
+            invalid_tool_calls=list(data.get("invalid_tool_calls") or []),
+            decision=data.get("decision") if data.get("decision") in ("call", "answer") else None,
+            decision_confidence=number("decision_confidence"),
+            p_call=number("p_call"),
+            decision_threshold=number("decision_threshold"),
+        )
+
 
 @dataclass(slots=True)
 class ToolCallDelta:
