@@ -233,7 +233,8 @@ def tools_system_prompt(tools: list[dict[str, Any]]) -> str:
         f"{listing}\n</tools>\n"
         "To call a tool, write its name and JSON arguments inside tags, like this:\n"
         f'{CALL_OPEN}{{"name": "tool_name", "arguments": {{"parameter": "value"}}}}{CALL_CLOSE}\n'
-        "Otherwise answer in plain text."
+        "Otherwise answer in plain text.\n"
+        "When a <tool_response> arrives, answer the user's question from it, in one sentence."
     )
 
 

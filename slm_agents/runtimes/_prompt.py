@@ -3,8 +3,8 @@
 Templates that render tools themselves in the Hermes/Qwen ``<tool_call>`` format get the tools and
 the structured history as they expect. Any other template gets plain messages: the tools are
 described in the system prompt, earlier assistant tool calls are written back in the
-``<tool_call>`` format and tool results become ``<tool_response>`` turns, so the model always
-sees the whole multi-turn history.
+``<tool_call>`` format and tool results become ``<tool_response>`` turns, followed by the user's
+request they answer, so the model always sees the whole multi-turn history.
 """
 
 from __future__ import annotations
@@ -120,11 +120,15 @@ class ChatTemplate:
     def _plain_messages(messages: list[Message], tools: list[dict[str, Any]], choice: ToolChoice) -> list[Message]:
         out: list[Message] = []
         names: dict[str, str] = {}
+        question = ""  # the user's latest request, restated after tool results (see below)
+        restate: dict[int, str] = {}  # index of a block of tool results -> the request it answers
         for m in messages:
             role = m.get("role")
             content = text_of(m.get("content"))
             if role == "developer":
                 role = "system"
+            if role == "user":
+                question = content
             if role == "assistant" and m.get("tool_calls"):
                 for call in m["tool_calls"]:
                     names[call.get("id", "")] = call.get("function", call).get("name", "")
@@ -137,7 +141,14 @@ class ChatTemplate:
                 if out and out[-1]["role"] == "user" and out[-1]["content"].endswith("</tool_response>"):
                     out[-1] = {"role": "user", "content": out[-1]["content"] + "\n" + content}
                     continue
+                if question:
+                    restate[len(out)] = question
             out.append({"role": role, "content": content})
+        # Small models asked to answer right after a <tool_response> tend to talk about the JSON
+        # instead of the question; restating the request after the results grounds the answer
+        # (measured in bench/auto_decision.py: "answers use the tool result").
+        for i, asked in restate.items():
+            out[i] = {"role": "user", "content": f"{out[i]['content']}\n{asked}"}
         if tools:
             block = tools_system_prompt(tools)
             if out and out[0]["role"] == "system":

@@ -103,7 +103,9 @@ def test_history_with_calls_and_results(smollm2: ChatTemplate) -> None:
     blocks = got[3][1].split("\n</tool_response>\n<tool_response>\n")
     assert len(blocks) == 2
     assert json.loads(blocks[0].removeprefix("<tool_response>\n")) == {"name": "get_weather", "content": "18°C"}
-    assert json.loads(blocks[1].removesuffix("\n</tool_response>")) == {"name": "get_time", "content": "12:00"}
+    last, _, asked = blocks[1].partition("\n</tool_response>\n")
+    assert json.loads(last) == {"name": "get_time", "content": "12:00"}
+    assert asked == "Weather and time in Paris?"  # the request the results answer, restated
     assert got[4] == ("assistant", "18°C at noon.")
 
 
