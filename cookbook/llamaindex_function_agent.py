@@ -1,9 +1,10 @@
 """A LlamaIndex FunctionAgent whose tool-calling step runs on a local small model, captured.
 
-Runs offline on the packaged SmolLM2-135M-Instruct: the agent is asked about the weather, the SLM
-calls the ``get_weather`` tool (decoded under a grammar, so the call is always well-formed), the
-tool's answer is returned directly, and every LLM call lands in the capture store
-(``$SLM_AGENTS_DB`` or ``./slm_agents.db``).
+Runs offline on the packaged SmolLM2-135M-Instruct: the agent is asked about the weather; in
+``tool_choice="auto"`` (what FunctionAgent sends) the SLM first decides whether to call a tool (a
+calibrated decision, reported as ``decision``/``p_call``), calls ``get_weather`` under a grammar,
+so the call is always well-formed, then answers from the tool's result. Every LLM call lands in
+the capture store (``$SLM_AGENTS_DB`` or ``./slm_agents.db``).
 
     python cookbook/llamaindex_function_agent.py
 """
@@ -30,16 +31,16 @@ async def run() -> None:
 
     agent = FunctionAgent(
         name="weather",
-        tools=[FunctionTool.from_defaults(get_weather, return_direct=True)],
+        tools=[FunctionTool.from_defaults(get_weather)],
         llm=SLM(max_tokens=64),
         system_prompt="You answer weather questions with the get_weather tool.",
-        initial_tool_choice="get_weather",  # the first step must call the tool
     )
     handler = agent.run("What is the weather in Paris?", max_iterations=3)
     async for event in handler.stream_events():
         if isinstance(event, AgentOutput) and event.tool_calls:
+            decided = (event.raw or {}).get("p_call") if isinstance(event.raw, dict) else None
             for call in event.tool_calls:
-                print(f"SLM called {call.tool_name}({json.dumps(call.tool_kwargs)})  id={call.tool_id}")
+                print(f"SLM called {call.tool_name}({json.dumps(call.tool_kwargs)})  id={call.tool_id}  p_call={decided}")
         elif isinstance(event, ToolCallResult):
             print(f"tool {event.tool_name} returned: {event.tool_output.content}")
     result = await handler

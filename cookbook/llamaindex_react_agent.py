@@ -1,10 +1,11 @@
 """A LlamaIndex ReActAgent on a local small model, with every LLM call captured.
 
-ReAct steps are plain text ("Thought: ... Action: ... Action Input: ..."), parsed by LlamaIndex,
-so no tool grammar applies. The packaged SmolLM2-135M-Instruct is too small to follow that format
-reliably: it often answers directly, which ReActAgent accepts as its final answer. The recipe
-prints whatever happened; pass ``SLM(model_path="/path/to/a/bigger.gguf")`` for real ReAct
-traces. Runs offline; captured rows go to ``$SLM_AGENTS_DB`` or ``./slm_agents.db``.
+ReAct steps are plain text ("Thought: ... Action: ... Action Input: ..."), parsed by LlamaIndex.
+``SLM`` reads the tools the agent's prompt lists, decides call-or-answer first (the same calibrated
+decision as ``tool_choice="auto"``), and decodes the step in ReAct format under a grammar of those
+tools, so even the packaged SmolLM2-135M-Instruct writes an ``Action`` naming ``get_weather`` with
+valid ``Action Input``; after the observation it answers. Runs offline; captured rows go to
+``$SLM_AGENTS_DB`` or ``./slm_agents.db``.
 
     python cookbook/llamaindex_react_agent.py
 """
@@ -30,8 +31,8 @@ async def run() -> None:
     already = capture.store.db["calls"].count
 
     # ReAct never needs text past the next "Observation:"; stopping there saves tokens.
-    llm = SLM(max_tokens=32, additional_kwargs={"stop": ["Observation:"]})
-    agent = ReActAgent(tools=[FunctionTool.from_defaults(get_weather, return_direct=True)], llm=llm)
+    llm = SLM(max_tokens=64, additional_kwargs={"stop": ["Observation:"]})
+    agent = ReActAgent(tools=[FunctionTool.from_defaults(get_weather)], llm=llm)
     handler = agent.run("What is the weather in Paris?", max_iterations=3, early_stopping_method="generate")
     async for event in handler.stream_events():
         if isinstance(event, AgentOutput):

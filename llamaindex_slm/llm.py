@@ -36,6 +36,7 @@ from slm_agents.errors import InvalidRequest
 from slm_agents.runtimes.base import SAMPLING_KEYS
 from slm_agents.types import Completion, StreamChunk
 
+from ._react import react_tools
 from ._utils import (
     completion_to_response,
     keep_first_tool_call,
@@ -105,6 +106,10 @@ class SLM(FunctionCallingLLM):
             (default None: the runtime decides; the local runtime makes one, since small models
             repeat calls). ``allow_parallel_tool_calls=False`` always means one.
         additional_kwargs: Other sampling options for every call (``top_p``, ``seed``, ``stop``...).
+        react_grammar: When a ReActAgent drives the model (its prompt lists the tools), decide
+            call-or-answer first and decode the step in ReAct format under a grammar of those
+            tools, so ``Action``/``Action Input`` always name a tool with valid arguments
+            (default True; local runtimes only).
 
     Example:
         >>> from llama_index.core.llms import ChatMessage
@@ -124,6 +129,8 @@ class SLM(FunctionCallingLLM):
     timeout: float | None = Field(default=None, description="Seconds one call may take.")
     parallel_tool_calls: bool | None = Field(default=None, description="Allow several tool calls per answer.")
     additional_kwargs: dict[str, Any] = Field(default_factory=dict, description="Other sampling options.")
+    react_grammar: bool = Field(
+        default=True, description="Decode ReActAgent steps under a grammar of the tools its prompt lists.")
 
     _runtime: Any = PrivateAttr(default=None)
     _api_key: str | None = PrivateAttr(default=None)
@@ -226,7 +233,13 @@ class SLM(FunctionCallingLLM):
         sampling.update({k: v for k, v in kwargs.items() if k in SAMPLING_KEYS and v is not None})
         if not tools:
             sampling.pop("parallel_tool_calls", None)
-        return to_openai_messages(messages), tools, tool_choice, sampling
+        oai = to_openai_messages(messages)
+        if not tools and self.react_grammar and "react" in getattr(self.runtime, "tool_formats", ()):
+            # A ReActAgent step: its prompt lists the tools; decode the step under their grammar.
+            tools = react_tools(oai) or None
+            if tools:
+                tool_choice, sampling["tool_format"] = "auto", "react"
+        return oai, tools, tool_choice, sampling
 
     def _complete(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> Completion:
         oai, tools, choice, sampling = self._request(messages, kwargs)

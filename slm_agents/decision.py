@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -152,11 +153,19 @@ def _slot_filled(name: str, kind: str, enum: tuple[str, ...], text: str) -> bool
                 or len(_content_stems(text)) >= 2)
 
 
+def _is_tool_result(message: Message) -> bool:
+    """A tool's result: a ``tool`` message, or a ReAct ``Observation:`` turn."""
+    from .runtimes._prompt import text_of
+
+    role = message.get("role")
+    return role == "tool" or (role == "user" and text_of(message.get("content")).lstrip().startswith("Observation:"))
+
+
 def _last_user_text(messages: Sequence[Message]) -> str:
     from .runtimes._prompt import text_of
 
     for m in reversed(messages):
-        if m.get("role") == "user":
+        if m.get("role") == "user" and not _is_tool_result(m):
             return text_of(m.get("content"))
     return ""
 
@@ -168,7 +177,7 @@ def request_features(messages: Sequence[Message], tools: Sequence[dict[str, Any]
         messages: The conversation, OpenAI format.
         tools: The bound tools, OpenAI format (normalised).
     """
-    after_tool = 1.0 if messages and messages[-1].get("role") == "tool" else 0.0
+    after_tool = 1.0 if messages and _is_tool_result(messages[-1]) else 0.0
     text = _last_user_text(messages)
     stems = set(_content_stems(text))
     best, best_share, slots = 0, 0.0, 0.0
@@ -202,6 +211,9 @@ class DecisionCalibration:
         threshold: Call when ``p_call >= threshold``.
         margin: Decisions with ``|p_call - threshold| < margin`` are uncertain (the routers
             escalate them with reason ``uncertain_decision``).
+        model_neutral: The ``model`` signal to assume where the model's own cannot be read (a
+            ReAct step, whose first tokens are the same thought either way): the midpoint of
+            the two classes' means in the fitting data.
         model: What the calibration was fitted for (a GGUF file name or ``"generic"``).
         fitted_on: Where it was fitted (a data set name and size), for the record.
 
@@ -215,6 +227,7 @@ class DecisionCalibration:
     bias: float = 0.0
     threshold: float = 0.5
     margin: float = 0.1
+    model_neutral: float = -5.0
     model: str = "generic"
     fitted_on: str = ""
 
@@ -336,6 +349,8 @@ def fit_calibration(
                               model=model, fitted_on=fitted_on)
     probs = [cal.p_call(f) for f, _ in rows]
     truth = [bool(y) for _, y in rows]
+    means = [statistics.fmean(f.get("model", 0.0) for f, y in rows if bool(y) is side) for side in (True, False)]
+    cal.model_neutral = round((means[0] + means[1]) / 2, 4)
     best_t, best_acc = 0.5, -1.0
     for t in sorted({round(p, 3) for p in probs} | {0.5}):
         acc = balanced_accuracy(zip(truth, (p >= t for p in probs), strict=True))

@@ -51,6 +51,9 @@ __all__ = [
     "ToolCallStreamParser",
     "CALL_OPEN",
     "CALL_CLOSE",
+    "react_grammars",
+    "REACT_CALL_HEAD",
+    "REACT_ANSWER_HEAD",
 ]
 
 CALL_OPEN = "<tool_call>\n"
@@ -200,6 +203,41 @@ def _tool_call_grammar_cached(frozen_tools: str, choice: ToolChoice, parallel: b
     else:
         builder.root(calls)
     return builder.render()
+
+
+#: How a ReAct step (LlamaIndex's ReActAgent format) that calls a tool begins, and one that answers.
+REACT_CALL_HEAD = "Thought: I need to use a tool to help me answer the question.\nAction: "
+REACT_ANSWER_HEAD = "Thought: I can answer without using any more tools.\nAnswer: "
+
+
+def react_grammars(tools: list[dict[str, Any]], choice: ToolChoice) -> tuple[str, str]:
+    """GBNF for the two kinds of ReAct step: ``(call, answer)``.
+
+    A call is ``Thought: ...`` then ``Action: <a bound tool>`` and ``Action Input: <arguments valid
+    under its schema>``; an answer is ``Thought: ...`` then ``Answer: <one line of text>``. The thought is
+    fixed text: small models wander there, and the agent reads only the action or the answer.
+    The answer is one line that does not open with ``[`` (small models copy the ReAct prompt's
+    ``[your answer here]`` placeholder).
+
+    Example:
+        >>> call, answer = react_grammars(normalize_tools([{"name": "ping"}]), ToolChoice("auto"))
+        >>> '"\\nAction Input: "' in call and "Answer: " in answer
+        True
+    """
+    return _react_grammars_cached(_freeze(tools), choice)
+
+
+@lru_cache(maxsize=64)
+def _react_grammars_cached(frozen_tools: str, choice: ToolChoice) -> tuple[str, str]:
+    builder = GrammarBuilder()
+    alts = []
+    for fn in (t["function"] for t in json.loads(frozen_tools)):
+        if choice.name is not None and fn["name"] != choice.name:
+            continue
+        args = builder.value(fn["parameters"], hint=f"{fn['name']}-args")
+        alts.append(f"{literal(fn['name'] + chr(10) + 'Action Input: ')} {args}")
+    builder.root(f"{literal(REACT_CALL_HEAD)} ( {' | '.join(alts)} )")
+    return builder.render(), f"root ::= {literal(REACT_ANSWER_HEAD)} [^\\n\\[] [^\\n]*\n"
 
 
 def json_grammar(schema: dict[str, Any] | None = None) -> str:

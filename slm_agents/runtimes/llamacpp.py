@@ -29,6 +29,7 @@ from ..toolcalls import (
     ToolChoice,
     json_grammar,
     parse_tool_calls,
+    react_grammars,
     tool_call_grammar,
 )
 from ..types import Completion, Message, StreamChunk, Usage
@@ -58,13 +59,15 @@ class _Plan:
     with_tools: bool = False
     stops: list[str] = field(default_factory=list)
     decide: bool = False  # "auto": decide call-or-answer first, then decode under that branch's grammar
+    answer_grammar: str = ""  # the grammar of the answer branch when deciding (default: no tag first)
 
 
 # First token of a text answer with tool_choice="none": anything but the start of a tag.
 _NO_CALL_GRAMMAR = "root ::= [^<] .*\n"
 
 # Per-call options this runtime takes beyond the shared sampling keys.
-_EXTRA_KEYS = frozenset({"decision_threshold"})
+_EXTRA_KEYS = frozenset({"decision_threshold", "tool_format"})
+_TOOL_FORMATS = ("hermes", "react")
 
 _models: dict[tuple[Any, ...], _LoadedModel] = {}
 _models_lock = threading.Lock()
@@ -174,6 +177,7 @@ class LlamaCppRuntime(BaseRuntime):
 
     name = "llamacpp"
     constrained_tool_calls = True  # decoded under the tools' grammar
+    tool_formats = _TOOL_FORMATS  # "react": ReAct text steps (LlamaIndex ReActAgent) under the tools' grammar
 
     def __init__(
         self,
@@ -325,6 +329,8 @@ class LlamaCppRuntime(BaseRuntime):
     def _plan(self, req: Request) -> _Plan:
         """How to decode this request: grammar, when to drop it, extra stops."""
         fmt = req.sampling.get("response_format") or {}
+        if req.tools and req.sampling.get("tool_format") == "react":
+            return self._react_plan(req)
         if req.tools and req.choice.mode != "none":
             if fmt.get("type") in ("json_object", "json_schema"):
                 raise InvalidRequest("response_format JSON cannot be combined with tools here; pass tool_choice='none'")
@@ -350,12 +356,30 @@ class LlamaCppRuntime(BaseRuntime):
             return _Plan(_NO_CALL_GRAMMAR, keep=False, stops=["<tool_call>"])
         return _Plan(None, keep=True)
 
+    def _react_plan(self, req: Request) -> _Plan:
+        """A ReAct step (``tool_format="react"``): text in LlamaIndex's ReActAgent format, whose
+        action names a bound tool with arguments valid under its schema. The caller's prompt
+        describes the tools, so they are not rendered again; the answer stays text."""
+        call, answer = react_grammars(req.tools, req.choice)
+        stops = ["Observation:"]
+        if req.choice.mode == "none":
+            return _Plan(answer, keep=True, stops=stops)
+        if req.choice.mode == "required":
+            return _Plan(call, keep=True, stops=stops)
+        if self.auto_decision == "model":  # the thought decides: text up to "Action:" or "Answer:"
+            return _Plan(None, keep=True, stops=stops)
+        return _Plan(call, keep=True, stops=stops, decide=True, answer_grammar=answer)
+
     def _generate(self, req: Request, stream: bool = True) -> Iterator[StreamChunk]:
         start = time.perf_counter()
         opts = {**self.defaults, **req.sampling}
         loaded = self._loaded
         llm = loaded.llm
-        prompt = loaded.template.render(req.messages, req.tools, req.choice)
+        tool_format = opts.get("tool_format", "hermes")
+        if tool_format not in _TOOL_FORMATS:
+            raise InvalidRequest(f"tool_format={tool_format!r}; use 'hermes' (tool calls) or 'react' (ReAct text)")
+        shown_tools = [] if tool_format == "react" else req.tools
+        prompt = loaded.template.render(req.messages, shown_tools, req.choice)
         plan = self._plan(req)
         with_tools = plan.with_tools
         tokens = self._tokenize(prompt)
@@ -393,6 +417,8 @@ class LlamaCppRuntime(BaseRuntime):
                 decider = _Decider(
                     slot, lambda grammar: build_sampler(llm, sampling, grammar), plan.grammar, loaded,
                     cal, threshold, request_features(req.messages, req.tools),
+                    answer_grammar=plan.answer_grammar or _NO_CALL_GRAMMAR,
+                    read_model=tool_format != "react",  # a ReAct step starts with "Thought:" either way
                 )
                 slot.current = decider
             else:
@@ -508,8 +534,10 @@ class _Decider:
     """
 
     def __init__(self, slot: SamplerSlot, make: Any, call_grammar: str | None, loaded: _LoadedModel,
-                 calibration: DecisionCalibration, threshold: float, features: dict[str, float]):
+                 calibration: DecisionCalibration, threshold: float, features: dict[str, float],
+                 answer_grammar: str = _NO_CALL_GRAMMAR, read_model: bool = True):
         self.slot, self.make, self.call_grammar, self.loaded = slot, make, call_grammar, loaded
+        self.answer_grammar, self.read_model = answer_grammar, read_model
         self.calibration, self.threshold, self.features = calibration, threshold, features
         self.p_call: float | None = None
         self.calls = False
@@ -528,13 +556,14 @@ class _Decider:
         return math.log(mass / (1.0 - mass))
 
     def decide(self, ctx: Any, idx: int) -> None:
-        self.features_seen = {**self.features, "model": self.model_log_odds(ctx, idx)}
+        model = self.model_log_odds(ctx, idx) if self.read_model else self.calibration.model_neutral
+        self.features_seen = {**self.features, "model": model}
         self.p_call = self.calibration.p_call(self.features_seen)
         self.calls = self.p_call >= self.threshold
 
     def sample(self, ctx: Any, idx: int = -1) -> int:
         self.decide(ctx, idx)
-        branch = self.make(self.call_grammar if self.calls else _NO_CALL_GRAMMAR)
+        branch = self.make(self.call_grammar if self.calls else self.answer_grammar)
         self.slot.current = branch
         return int(branch.sample(ctx, idx))
 

@@ -61,6 +61,7 @@ REASON_CASES: dict[str, tuple[Any, Any, dict[str, Any]]] = {
     "low_confidence": ({**GOOD_CALL, "confidence": 0.2}, "auto", {"confidence_threshold": 0.5}),
     "error": (GenerationError("the model crashed"), "auto", {}),
     "timeout": (GenerationTimeout("too slow"), "auto", {}),
+    "uncertain_decision": ({"content": "Maybe 3?", "p_call": 0.47}, "auto", {}),
 }
 
 
