@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from langchain_core.messages import ToolMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
@@ -26,15 +25,12 @@ def get_weather(city: str) -> str:
 
 
 def build_agent() -> Any:
-    model = ChatSLM(max_tokens=48, temperature=0.0)
-    # SmolLM2-135M rarely calls a tool unprompted: the first step forces it; after the tool
-    # result the model answers in a few words.
-    first = model.bind_tools([get_weather], tool_choice="get_weather")
-    answer = model.bind(max_tokens=16)
+    # tool_choice="auto" (the default): the runtime decides call-or-answer before decoding, so
+    # the model calls get_weather for the question and answers after the tool result.
+    model = ChatSLM(max_tokens=48, temperature=0.0).bind_tools([get_weather])
 
     def agent(state: MessagesState) -> dict[str, Any]:
-        after_tool = isinstance(state["messages"][-1], ToolMessage)
-        return {"messages": [(answer if after_tool else first).invoke(state["messages"])]}
+        return {"messages": [model.invoke(state["messages"])]}
 
     graph = StateGraph(MessagesState)
     graph.add_node("agent", agent)
