@@ -19,7 +19,7 @@ signals that are cheap at the first assistant position:
 
 A :class:`DecisionCalibration` (a logistic model over those signals) turns them into ``p_call``;
 the runtime calls when ``p_call >= threshold``. One is shipped for the default model, fitted on the
-development set in ``bench/data/auto_decision_dev.jsonl`` (``bench/auto_decision.py --fit``); any
+development set in ``bench/data/decision_dev.jsonl`` (``bench/auto_decision.py --fit``); any
 other model gets the generic one until ``slm-agents calibrate --decision`` fits its own.
 
 Example:

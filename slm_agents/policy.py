@@ -99,6 +99,9 @@ class EscalationPolicy:
         task_decisions: Per-task ``{"threshold": t, "margin": m}`` for the call-or-answer
             decision, written by ``slm-agents calibrate --decision``; an SLM answer on the other
             side of its task's threshold escalates too.
+        task_adapters: Per-task LoRA adapters (``adapter.gguf`` paths) the SLM runs that task's
+            steps with, written by ``slm-agents finetune --promote`` when the tuned model beats
+            the base; every router applies it (the runtime's own ``lora_path`` wins).
 
     Example:
         >>> p = EscalationPolicy(llm_tasks={"researcher"})
@@ -117,6 +120,7 @@ class EscalationPolicy:
     accept_truncated: bool = False
     decision_margin: float | None = 0.1
     task_decisions: dict[str, dict[str, float]] = field(default_factory=dict)
+    task_adapters: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.confidence_threshold is not None:
@@ -137,6 +141,10 @@ class EscalationPolicy:
                 raise InvalidRequest(f"the decision of task {task!r} must be {{'threshold': t, 'margin': m}}")
             for key, number in value.items():
                 _check_threshold(f"the decision {key} of task {task!r}", number)
+        if not isinstance(self.task_adapters, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and v for k, v in self.task_adapters.items()
+        ):
+            raise InvalidRequest("task_adapters must map task names to adapter paths, e.g. {'lookup': 'out/adapter.gguf'}")
 
     # -- routing ------------------------------------------------------------------------------
     def route(self, messages: list[Message], tools: list[dict] | None, *, task: str | None = None) -> RouteDecision:
@@ -158,6 +166,10 @@ class EscalationPolicy:
         if task is not None and task in self.task_thresholds:
             return self.task_thresholds[task]
         return self.confidence_threshold
+
+    def adapter_for(self, task: str | None) -> str | None:
+        """The LoRA adapter ``task``'s SLM steps run with (None: the base model)."""
+        return self.task_adapters.get(task) if task is not None else None
 
     def decision_for(self, task: str | None, runtime_threshold: float | None) -> tuple[float, float]:
         """The call-or-answer ``(threshold, margin)`` that applies to ``task``."""
@@ -246,6 +258,7 @@ class EscalationPolicy:
             "accept_truncated": self.accept_truncated,
             "decision_margin": self.decision_margin,
             "task_decisions": {k: dict(v) for k, v in self.task_decisions.items()},
+            "task_adapters": dict(self.task_adapters),
         }
 
     def save(self, path: str | os.PathLike[str]) -> None:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from .policy import EscalationPolicy, Verdict
+from .runtimes._lora import task_adapter
 from .types import Completion, Message
 
 __all__ = ["Routed", "run_routed", "arun_routed"]
@@ -60,10 +61,13 @@ class Routed(Generic[T]):
         return self.route == "llm" and self.verdict is not None and not self.verdict.ok
 
 
-def _try_slm(slm: Callable[[], Completion]) -> tuple[Completion | None, BaseException | None, float]:
+def _try_slm(
+    slm: Callable[[], Completion], adapter: str | None = None
+) -> tuple[Completion | None, BaseException | None, float]:
     start = time.perf_counter()
     try:
-        return slm(), None, (time.perf_counter() - start) * 1000
+        with task_adapter(adapter):  # the task's fine-tuned adapter, when the policy maps one
+            return slm(), None, (time.perf_counter() - start) * 1000
     except Exception as e:  # judged by the policy as "error"/"timeout"
         return None, e, (time.perf_counter() - start) * 1000
 
@@ -93,13 +97,13 @@ def run_routed(
         shadow: Run both; use the LLM's answer; keep the SLM's for comparison.
     """
     if shadow and llm is not None:
-        completion, error, ms = _try_slm(slm)
+        completion, error, ms = _try_slm(slm, policy.adapter_for(task))
         verdict = policy.check(error or completion, tools, tool_choice, task=task)  # type: ignore[arg-type]
         return Routed("shadow", "shadow", llm(), completion, error, verdict, ms)
     decision = policy.route(messages, tools, task=task)
     if decision.route == "llm" and llm is not None:
         return Routed("llm", f"route:{decision.rule}", llm())
-    completion, error, ms = _try_slm(slm)
+    completion, error, ms = _try_slm(slm, policy.adapter_for(task))
     verdict = policy.check(error or completion, tools, tool_choice, task=task)  # type: ignore[arg-type]
     if verdict.ok:
         return Routed("slm", None, completion, completion, None, verdict, ms)
@@ -126,7 +130,8 @@ async def arun_routed(
     async def try_slm() -> tuple[Completion | None, BaseException | None, float]:
         start = time.perf_counter()
         try:
-            return await slm(), None, (time.perf_counter() - start) * 1000
+            with task_adapter(policy.adapter_for(task)):  # the context var follows into to_thread
+                return await slm(), None, (time.perf_counter() - start) * 1000
         except Exception as e:
             return None, e, (time.perf_counter() - start) * 1000
 

@@ -99,6 +99,21 @@ class ChatTemplate:
             **extra,
         )
 
+    def render_answer(self, message: Message) -> str:
+        """The text the runtime generates for an assistant ``message``, end-of-turn token included.
+
+        Tool calls are written as the tool-call grammar decodes them (``<tool_call>`` blocks, one
+        per line); text as it is. With :meth:`render`, this is a training example's exact text:
+        ``render(messages[:-1], ...) + render_answer(messages[-1])``.
+
+        Example:
+            >>> ChatTemplate(None, "", "<|im_end|>").render_answer({"role": "assistant", "content": "Hi."})
+            'Hi.<|im_end|>'
+        """
+        calls = message.get("tool_calls")
+        body = format_tool_calls(calls) if calls else text_of(message.get("content"))
+        return body + self.eos_token
+
     @staticmethod
     def _native_message(m: Message) -> Message:
         out = dict(m)

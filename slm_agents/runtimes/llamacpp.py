@@ -34,6 +34,7 @@ from ..toolcalls import (
 )
 from ..types import Completion, Message, StreamChunk, Usage
 from ._llama_decode import SamplerSlot, Sampling, build_sampler, decode
+from ._lora import AdapterSet, current_task_adapter
 from ._prompt import ChatTemplate
 from .base import BaseRuntime, Request, prepare_request
 
@@ -50,6 +51,7 @@ class _LoadedModel:
     bos_text: str
     n_vocab: int
     call_start_ids: list[int] = field(default_factory=list)  # first tokens that begin a tool call
+    adapters: AdapterSet | None = None  # LoRA adapters loaded on this model, switched per call
 
 
 @dataclass
@@ -66,7 +68,7 @@ class _Plan:
 _NO_CALL_GRAMMAR = "root ::= [^<] .*\n"
 
 # Per-call options this runtime takes beyond the shared sampling keys.
-_EXTRA_KEYS = frozenset({"decision_threshold", "tool_format"})
+_EXTRA_KEYS = frozenset({"decision_threshold", "tool_format", "lora_path", "lora_scale"})
 _TOOL_FORMATS = ("hermes", "react")
 
 _models: dict[tuple[Any, ...], _LoadedModel] = {}
@@ -130,6 +132,7 @@ def _load(path: Path, options: dict[str, Any], chat_template: str | None) -> _Lo
             n_vocab=llm.n_vocab(),
         )
         loaded.call_start_ids = _call_start_ids(llm)
+        loaded.adapters = AdapterSet(llm)
         _models[key] = loaded
         return loaded
 
@@ -161,6 +164,11 @@ class LlamaCppRuntime(BaseRuntime):
             for this model; default: the one shipped for the model, else the generic one.
         decision_threshold: Call when the calibrated ``p_call`` is at or above this (default: the
             calibration's own threshold); overridable per call.
+        lora_path: A LoRA adapter in llama.cpp's GGUF format (what ``slm-agents finetune``
+            writes) to run every call with, on the shared base model (loaded once, switched per
+            call without reloading the base); overridable per call. Without it, a router step
+            runs with the adapter the policy maps its task to (``task_adapters``).
+        lora_scale: The adapter's strength (1.0 as trained).
         repetition_guard: Stop generating when the output falls into a loop (the same block of
             tokens repeated, as small models do in long arrays); the answer is reported
             truncated (``finish_reason="length"``). None turns it off.
@@ -200,6 +208,8 @@ class LlamaCppRuntime(BaseRuntime):
         decision_calibration: DecisionCalibration | dict[str, Any] | None = None,
         decision_threshold: float | None = None,
         repetition_guard: int | None = 32,
+        lora_path: str | os.PathLike[str] | None = None,
+        lora_scale: float = 1.0,
         **llama_kwargs: Any,
     ):
         self.model_path = resolve_model_path(model_path)
@@ -234,6 +244,11 @@ class LlamaCppRuntime(BaseRuntime):
         if repetition_guard is not None and repetition_guard < 8:
             raise InvalidRequest("repetition_guard is the shortest loop span to stop, in tokens: use 8 or more")
         self.repetition_guard = repetition_guard
+        self.lora_path = os.fspath(lora_path) if lora_path else None
+        self.lora_scale = float(lora_scale)
+        if self.lora_path:
+            with self._loaded.lock:
+                self._adapters.load(self.lora_path)  # a bad file fails here, naming itself
 
     # -- facts --------------------------------------------------------------------------------
     @property
@@ -258,12 +273,41 @@ class LlamaCppRuntime(BaseRuntime):
     def lock(self) -> threading.Lock:
         return self._loaded.lock
 
+    @property
+    def _adapters(self) -> AdapterSet:
+        assert self._loaded.adapters is not None
+        return self._loaded.adapters
+
+    def _adapter_for(self, opts: dict[str, Any]) -> tuple[str | None, float]:
+        """The adapter a call runs with: per call, else the runtime's, else the routed task's."""
+        path = (opts["lora_path"] or None) if "lora_path" in opts else (self.lora_path or current_task_adapter())
+        return path, float(opts.get("lora_scale", self.lora_scale))
+
     def render_prompt(
         self, messages: list[Message], tools: list[dict] | None = None, tool_choice: Any = None
     ) -> str:
         """The exact prompt text the model would see for this request."""
         req = prepare_request(messages, tools, tool_choice, {})
         return self._loaded.template.render(req.messages, req.tools, req.choice)
+
+    def render_answer(self, message: Message) -> str:
+        """The exact text this runtime generates for an assistant ``message`` (tool calls as the
+        grammar decodes them), with the end-of-turn token: a training target that matches
+        inference. ``slm-agents finetune`` trains on ``render_prompt(...) + render_answer(...)``."""
+        return self._loaded.template.render_answer(message)
+
+    def training_tokens(
+        self, messages: list[Message], tools: list[dict] | None, answer: Message, tool_choice: Any = "auto"
+    ) -> tuple[list[int], list[int]]:
+        """Token ids of one training example: ``(prompt, target)``.
+
+        The prompt is tokenized exactly as a call with these messages is at inference; the
+        target (:meth:`render_answer`) follows it, so a loss on the target tokens alone teaches
+        the model the answer to this very prompt.
+        """
+        prompt = self.render_prompt(messages, tools, tool_choice if tools else None)
+        target = self._loaded.llm.tokenize(self.render_answer(answer).encode("utf-8"), add_bos=False, special=True)
+        return self._tokenize(prompt), list(target)
 
     def score_decision(
         self, messages: list[Message], tools: list[dict] | None, *, decision_threshold: float | None = None
@@ -286,7 +330,9 @@ class LlamaCppRuntime(BaseRuntime):
         cal = self.decision_calibration
         threshold = cal.threshold if decision_threshold is None else float(decision_threshold)
         features = request_features(req.messages, req.tools)
+        adapter, adapter_scale = self._adapter_for({})
         with loaded.lock:
+            self._adapters.use(adapter, adapter_scale)
             slot = SamplerSlot(None)
             scorer = _Decider(slot, None, None, loaded, cal, threshold, features)
             slot.current = _Scorer(scorer)
@@ -409,7 +455,9 @@ class LlamaCppRuntime(BaseRuntime):
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
         decider: _Decider | None = None
+        adapter, adapter_scale = self._adapter_for(opts)
         with loaded.lock:
+            self._adapters.use(adapter, adapter_scale)
             if plan.decide:
                 cal = self.decision_calibration
                 threshold = float(opts.get("decision_threshold", cal.threshold))
@@ -491,7 +539,7 @@ class LlamaCppRuntime(BaseRuntime):
             latency_ms=(time.perf_counter() - start) * 1000,
             ttft_ms=ttft,
             confidence=confidence,
-            model=self.model_name,
+            model=self.model_name + (f"+lora:{Path(adapter).parent.name}" if adapter else ""),
             runtime=self.name,
             invalid_tool_calls=invalid,
         )
