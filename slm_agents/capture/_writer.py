@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ._utils import clean_text, dumps, jsonable, to_float, to_int, truncation_marker
-from .redact import RedactionSession, Redactor
+from .redact import RedactionSession, Redactor, drop_credentials
 
 logger = logging.getLogger("slm_agents.capture")
 
@@ -199,7 +199,10 @@ class RowBuilder:
             out = dumps(shallow)
             if self.max_string_chars is None or len(out) <= self.max_string_chars:
                 return out
-        cleaned = self._clean(messages, session, stats)
+        if session is not None:
+            cleaned = session.messages(messages, max_string_chars=self.max_string_chars, stats=stats)
+        else:
+            cleaned = jsonable(messages, max_string_chars=self.max_string_chars, stats=stats)
         if isinstance(cleaned, list):
             for message in cleaned:
                 if isinstance(message, dict):
@@ -211,7 +214,8 @@ class RowBuilder:
     def _metadata(self, record: Mapping[str, Any], known: frozenset[str], session: RedactionSession | None,
                   stats: dict[str, int]) -> str | None:
         meta = record.get("metadata")
-        if meta is None and known.issuperset(record):
+        data_urls = dict(session.data_urls) if session is not None and session.data_urls else None
+        if meta is None and data_urls is None and known.issuperset(record):
             return None
         extra = {k: v for k, v in record.items() if k not in known}
         merged: dict[str, Any] = {}
@@ -221,7 +225,25 @@ class RowBuilder:
             merged["metadata"] = meta
         for key, value in extra.items():
             merged[str(key)] = value
-        return self._json(merged, session, stats)
+        out = self._json(merged, session, stats)
+        if data_urls:  # media types of the base64 data URLs kept as they are (never redacted)
+            decoded = json.loads(out) if out else {}
+            decoded["data_urls"] = data_urls
+            out = dumps(decoded)
+        return out
+
+    def _tool_calls(self, value: Any, session: RedactionSession | None, stats: dict[str, int]) -> str | None:
+        if not value:
+            return None
+        if session is None:
+            return self._json(value, None, stats)
+        return dumps(session.tool_calls(value, max_string_chars=self.max_string_chars, stats=stats))
+
+    def _params(self, value: Any, session: RedactionSession | None, stats: dict[str, int]) -> str | None:
+        if value is None:
+            return None
+        # credential-shaped keys (Authorization, api keys, cookies...) are dropped, redactor or not
+        return self._json(drop_credentials(jsonable(value)), session, stats)
 
     # -- rows ------------------------------------------------------------------------------------
     def call(self, rid: str, t: float, rec: Mapping[str, Any], blobs: list[tuple[Any, ...]]) -> tuple[Any, ...]:
@@ -237,20 +259,25 @@ class RowBuilder:
         json_, text = self._json, self._text
         messages = self._messages(get("messages"), session, stats, blobs, ts)
         content = text(get("content"), session, stats)
-        tool_calls = json_(get("tool_calls") or None, session, stats)
+        tool_calls = self._tool_calls(get("tool_calls"), session, stats)
         error_message = text(get("error_message"), session, stats)
+        tool_choice = get("tool_choice")
+        tool_choice = None if tool_choice is None else (
+            dumps(session.tool_choice(tool_choice)) if session is not None else json_(tool_choice, None, stats))
+        params = self._params(get("params"), session, stats)
+        tags = json_(get("tags"), session, stats)
         metadata = self._metadata(rec, CALL_KEYS, session, stats)
         p = _plain
         return (
             rid, ts, p(get("run_id")), p(get("parent_run_id")), p(get("thread_id")), p(get("framework")),
             p(get("task")), p(get("runtime")), p(get("model_requested")), p(get("model")), p(get("route")),
             p(get("escalation_reason")), messages, tools_hash, tool_names,
-            json_(get("tool_choice"), None, stats), json_(get("params"), None, stats), content, tool_calls,
+            tool_choice, params, content, tool_calls,
             p(get("finish_reason")), None if valid is None else int(bool(valid)), to_float(get("confidence")),
             to_float(get("latency_ms")), to_float(get("ttft_ms")),
             to_int(get("input_tokens", usage.get("input_tokens"))),
             to_int(get("output_tokens", usage.get("output_tokens"))),
-            p(get("error_type")), error_message, json_(get("tags"), None, stats), metadata,
+            p(get("error_type")), error_message, tags, metadata,
             session.total if session is not None else 0, stats.get("truncated", 0) + stats.get("cut", 0),
         )
 
@@ -289,15 +316,16 @@ class RowBuilder:
         meta = rec.get("metadata")
         if isinstance(meta, Mapping):
             extra = {**meta, **extra}
+        session = self.redactor.session() if self.redactor is not None else None
         return (rid, _ts(rec.get("ts"), t), _plain(rec.get("slm_call_id")), _plain(rec.get("llm_call_id")),
-                _plain(rec.get("reason")), dumps(extra) if extra else None)
+                _plain(rec.get("reason")), self._json(drop_credentials(jsonable(extra)), session, {}) if extra else None)
 
     def label(self, rid: str, t: float, rec: Mapping[str, Any]) -> tuple[Any, ...]:
         extra = rec.get("extra") or None
         session = self.redactor.session() if self.redactor is not None else None
         return (rid, _ts(rec.get("ts"), t), _plain(rec.get("target_id")), _plain(rec.get("label")),
                 to_float(rec.get("score")), self._text(rec.get("note"), session, {}),
-                dumps(extra) if extra else None)
+                self._json(drop_credentials(jsonable(extra)), session, {}) if extra else None)
 
 
 def _is_lock_error(exc: BaseException) -> bool:

@@ -34,6 +34,8 @@ Example:
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import json
 import math
@@ -46,7 +48,8 @@ from typing import Any, Union
 from ..errors import InvalidRequest
 from ._utils import jsonable
 
-__all__ = ["Redactor", "RedactionSession", "DEFAULT_KINDS", "Detector"]
+__all__ = ["Redactor", "RedactionSession", "DEFAULT_KINDS", "Detector", "drop_credentials", "is_credential_key",
+           "data_url_media_type"]
 
 Span = tuple[int, int]
 Detector = Union["re.Pattern[str]", Callable[[str], Iterable[Span]]]
@@ -91,7 +94,11 @@ _EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
 )
-_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
+# header.payload.signature: the payload need not be JSON (a JWS), the signature may be empty
+# (``alg: none``); the header must decode to a JSON object naming ``alg`` (checked in _find_jwt).
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]{8,}={0,2}\.[A-Za-z0-9_-]*={0,2}\.(?:[A-Za-z0-9_-]+={0,2})?(?![A-Za-z0-9_-])")
+_DATA_URL = re.compile(r"data:([A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+)?(?:;[A-Za-z0-9.+-]+=[A-Za-z0-9.+-]+)*;base64,"
+                       r"[A-Za-z0-9+/\s]*={0,2}\s*")
 _BEARER = re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{16,}=*)")
 _API_KEY_PREFIXES = ("sk-", "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "gh", "github_pat_", "xox", "AIza",
                      "_live_", "_test_", "glpat-", "hf_")
@@ -140,10 +147,22 @@ def _find_private_key(text: str) -> Iterable[Span]:
             yield m.span()
 
 
+def _jwt_header_ok(header: str) -> bool:
+    try:
+        decoded = json.loads(base64.urlsafe_b64decode(header.rstrip("=") + "=" * (-len(header.rstrip("=")) % 4)))
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        return False
+    return isinstance(decoded, dict) and ("alg" in decoded or "typ" in decoded)
+
+
 def _find_jwt(text: str) -> Iterable[Span]:
     if "eyJ" in text:
         for m in _JWT.finditer(text):
-            yield m.span()
+            header, payload, signature = m.group().split(".")
+            if payload.startswith("eyJ") and len(payload) >= 8 and len(signature) >= 8:
+                yield m.span()  # the classic shape: no need to decode
+            elif _jwt_header_ok(header) and (payload or signature):
+                yield m.span()
 
 
 def _find_bearer(text: str) -> Iterable[Span]:
@@ -238,8 +257,45 @@ DEFAULT_KINDS: dict[str, Callable[[str], Iterable[Span]]] = {
 _MIN_DIGITS = {"IBAN": 7, "CARD": 13, "SSN": 9, "IP": 4, "PHONE": 7}
 _KIND_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
-# Keys whose string values are structure, not content: never redacted.
-_STRUCTURAL_KEYS = frozenset({"role", "type", "id", "tool_call_id", "name", "finish_reason", "index"})
+# Structure of the OpenAI message / tool-call envelope: kept as is, but only at these positions
+# (inside arguments, results and metadata the same keys are redacted like any other text).
+_MESSAGE_KEYS = frozenset({"role", "tool_call_id"})
+_TOOL_CALL_KEYS = frozenset({"id", "type", "index"})
+_PART_KEYS = frozenset({"type"})
+# Credential-shaped keys (headers, params): always dropped, whatever the redactor.
+_CREDENTIAL_KEY = re.compile(
+    r"(?i)^(?:proxy-)?authori[sz]ation$|cookie|api[_-]?key|apikey|secret|token|passw|pwd|^x-[\w-]*-key$|"
+    r"^x-amz-security|^(?:private|access)[_-]?key$|^auth$|credential|signature"
+)
+
+
+def is_credential_key(key: str) -> bool:
+    """True for a header or parameter name that carries credentials (``Authorization``, ``X-Api-Key``...)."""
+    return _CREDENTIAL_KEY.search(key) is not None
+
+
+def drop_credentials(value: Any) -> Any:
+    """A copy of a JSON-like ``value`` without any credential-shaped key, at any depth.
+
+    Example:
+        >>> drop_credentials({"extra_headers": {"Authorization": "Bearer x", "X-Trace": "1"}})
+        {'extra_headers': {'X-Trace': '1'}}
+    """
+    if isinstance(value, Mapping):
+        return {k: drop_credentials(v) for k, v in value.items() if not (isinstance(k, str) and is_credential_key(k))}
+    if isinstance(value, (list, tuple)):
+        return [drop_credentials(v) for v in value]
+    return value
+
+
+def data_url_media_type(text: str) -> str | None:
+    """The media type of a well-formed base64 ``data:`` URL (``""`` when unnamed), else None."""
+    if not text.startswith("data:"):
+        return None
+    m = _DATA_URL.fullmatch(text)
+    if m is None:
+        return None
+    return (m.group(1) or "").lower()
 
 
 def _as_finder(detector: Detector) -> Callable[[str], Iterable[Span]]:
@@ -397,6 +453,8 @@ class RedactionSession:
         self.counts: Counter[str] = Counter()
         self._numbers: dict[tuple[str, str], str] = {}
         self._next: Counter[str] = Counter()
+        #: Media types of the base64 ``data:`` URLs kept unredacted, with their counts.
+        self.data_urls: Counter[str] = Counter()
 
     @property
     def total(self) -> int:
@@ -414,8 +472,13 @@ class RedactionSession:
 
     def text(self, text: str) -> str:
         """``text`` with every finding replaced."""
-        if not self.redactor._finders or text.startswith("data:"):
+        if not self.redactor._finders:
             return text
+        if text.startswith("data:"):
+            media = data_url_media_type(text)
+            if media is not None:
+                self.data_urls[media or "unknown"] += 1
+                return text
         findings = self.redactor.find(text)
         if not findings:
             return text
@@ -431,8 +494,6 @@ class RedactionSession:
 
     def _string(self, value: str, key: str | None) -> str:
         if key is not None:
-            if key in _STRUCTURAL_KEYS:
-                return value
             if key == "arguments" and value[:1] in ("{", "["):
                 return self.json_string(value)
             if (len(value) >= 8 and not value.startswith("<") and _SECRET_KEY_NAME.match(key)
@@ -458,3 +519,96 @@ class RedactionSession:
     def value(self, value: Any, *, max_string_chars: int | None = None, stats: dict[str, int] | None = None) -> Any:
         """A JSON-able copy of ``value`` with every string value redacted (keys are kept)."""
         return jsonable(value, text=self._string, max_string_chars=max_string_chars, stats=stats)
+
+    # -- the message / tool-call envelope ----------------------------------------------------------
+    def messages(self, value: Any, *, max_string_chars: int | None = None,
+                 stats: dict[str, int] | None = None) -> Any:
+        """Redact a list of chat messages: only the envelope's structural fields are kept as is.
+
+        ``role``, ``tool_call_id``, a tool message's ``name``, content parts' ``type``, tool
+        calls' ``id``/``type``/``index`` and the called function's ``name`` are structure;
+        everything else (content, arguments, any extra field) is redacted.
+
+        Example:
+            >>> s = Redactor().session()
+            >>> s.messages([{"role": "tool", "name": "find", "content": '{"name": "a@b.io"}'}])
+            [{'role': 'tool', 'name': 'find', 'content': '{"name": "<EMAIL_1>"}'}]
+        """
+        plain = jsonable(value, max_string_chars=max_string_chars, stats=stats)
+        if isinstance(plain, list):
+            return [self._message(m) for m in plain]
+        return self._any(plain, None)
+
+    def tool_calls(self, value: Any, *, max_string_chars: int | None = None,
+                   stats: dict[str, int] | None = None) -> Any:
+        """Redact a list of tool calls (``id``, ``type``, ``index``, ``function.name`` kept)."""
+        plain = jsonable(value, max_string_chars=max_string_chars, stats=stats)
+        if isinstance(plain, list):
+            return [self._tool_call(c) for c in plain]
+        return self._tool_call(plain)
+
+    def tool_choice(self, value: Any) -> Any:
+        """Redact a ``tool_choice``: a mode string, or ``{"type": ..., "function": {"name": ...}}``."""
+        plain = jsonable(value)
+        if isinstance(plain, str) and plain in ("auto", "none", "required", "any"):
+            return plain
+        return self._tool_call(plain)
+
+    def _any(self, v: Any, key: str | None) -> Any:
+        if type(v) is str:
+            return self._string(v, key)
+        if type(v) is dict:
+            return {k: self._any(item, k) for k, item in v.items()}
+        if type(v) is list:
+            return [self._any(item, None) for item in v]
+        return v
+
+    def _message(self, m: Any) -> Any:
+        if type(m) is not dict:
+            return self._any(m, None)
+        tool_role = m.get("role") in ("tool", "function")
+        out: dict[str, Any] = {}
+        for k, v in m.items():
+            if type(v) is str and (k in _MESSAGE_KEYS or (k == "name" and tool_role)):
+                out[k] = v
+            elif k == "content" and type(v) is list:
+                out[k] = [self._part(p) for p in v]
+            elif k == "tool_calls" and type(v) is list:
+                out[k] = [self._tool_call(c) for c in v]
+            elif k == "function_call":
+                out[k] = self._function(v)
+            else:
+                out[k] = self._any(v, k if k != "name" else None)
+        return out
+
+    def _part(self, p: Any) -> Any:
+        if type(p) is not dict:
+            return self._any(p, None)
+        return {k: (v if k in _PART_KEYS and type(v) is str else self._any(v, None if k in ("text", "url") else k))
+                for k, v in p.items()}
+
+    def _tool_call(self, c: Any) -> Any:
+        if type(c) is not dict:
+            return self._any(c, None)
+        out: dict[str, Any] = {}
+        for k, v in c.items():
+            if k in _TOOL_CALL_KEYS and type(v) in (str, int):
+                out[k] = v
+            elif k == "function":
+                out[k] = self._function(v)
+            else:
+                out[k] = self._any(v, k)
+        return out
+
+    def _function(self, f: Any) -> Any:
+        if type(f) is not dict:
+            return self._any(f, None)
+        out: dict[str, Any] = {}
+        for k, v in f.items():
+            if k == "name" and type(v) is str:
+                out[k] = v
+            elif k == "arguments" and type(v) is str:
+                out[k] = self.json_string(v) if v[:1] in ("{", "[") else self.text(v)
+            else:
+                out[k] = self._any(v, None if k == "arguments" else k)
+        return out

@@ -338,7 +338,7 @@ def cluster_tasks(
         ordered = sorted(clusters.values(), key=lambda idx: group.ids[idx[0]])  # by first call
         for index, idx in enumerate(ordered):
             task = Task(id="t-" + _hex(f"{signature}:{index}"), method="cluster", signature=signature,
-                        cluster_index=index, sample_prompt=group.texts[idx[0]][:80])
+                        cluster_index=index, sample_prompt=_redacted(group.texts[idx[0]])[:80])
             members.append((task, [group.ids[i] for i in idx]))
 
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -388,4 +388,11 @@ def cluster_tasks(
 def _sample_prompt(db: Database, call_id: str, blobs: BlobCache) -> str:
     row = db.execute("SELECT messages FROM calls WHERE id = ?", [call_id]).fetchone()
     messages = loads(row[0]) if row else None
-    return _last_user_text(messages if isinstance(messages, list) else [], blobs)[:80]
+    return _redacted(_last_user_text(messages if isinstance(messages, list) else [], blobs))[:80]
+
+
+def _redacted(text: str) -> str:
+    """Task labels are shown and exported: never carry PII, even from a DB captured unredacted."""
+    from ..capture import Redactor
+
+    return Redactor().redact_text(text)[0]

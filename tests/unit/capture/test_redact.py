@@ -153,8 +153,8 @@ def test_precision_and_recall_on_a_labelled_synthetic_set(capsys):
         print(f"\nredaction on {len(cases)} labelled texts: precision {precision:.3f}, recall {recall:.3f} "
               f"(tp={tp} fp={fp} fn={fn}); per kind (found/missed): "
               + ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in sorted(per_kind.items())))
-    assert precision >= 0.95, misses
-    assert recall >= 0.95, misses
+    assert precision >= 0.98, misses
+    assert recall >= 0.99, misses
 
 
 def test_placeholders_are_numbered_consistently_within_a_call():
