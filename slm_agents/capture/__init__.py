@@ -16,7 +16,8 @@ Example:
     True
     >>> [r["route"] for r in store.db.query("select route from calls order by id")]
     ['slm', 'llm']
-    >>> store.close()
+    >>> store.close()  # how many records could not be written
+    0
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..errors import InvalidRequest
 from ._utils import clean_text, dumps, jsonable, to_float, to_int, truncation_marker
 from .redact import RedactionSession, Redactor, drop_credentials
 
@@ -47,13 +48,43 @@ _PLAIN_TEXT = ("run_id", "parent_run_id", "thread_id", "framework", "task", "run
 _TOOL_PLAIN = ("call_id", "model_call_id", "run_id", "thread_id", "framework", "task", "name", "error_type")
 
 _SQL = {
-    "calls": "INSERT OR REPLACE INTO calls ({}) VALUES ({})".format(", ".join(CALL_COLUMNS), ", ".join("?" * len(CALL_COLUMNS))),
-    "tool_executions": "INSERT OR REPLACE INTO tool_executions ({}) VALUES ({})".format(", ".join(TOOL_COLUMNS), ", ".join("?" * len(TOOL_COLUMNS))),
+    "calls": "INSERT OR IGNORE INTO calls ({}) VALUES ({})".format(", ".join(CALL_COLUMNS), ", ".join("?" * len(CALL_COLUMNS))),
+    "tool_executions": "INSERT OR IGNORE INTO tool_executions ({}) VALUES ({})".format(", ".join(TOOL_COLUMNS), ", ".join("?" * len(TOOL_COLUMNS))),
     "escalations": "INSERT OR REPLACE INTO escalations ({}) VALUES ({})".format(", ".join(ESCALATION_COLUMNS), ", ".join("?" * len(ESCALATION_COLUMNS))),
     "labels": "INSERT OR REPLACE INTO labels ({}) VALUES ({})".format(", ".join(LABEL_COLUMNS), ", ".join("?" * len(LABEL_COLUMNS))),
     "blobs": "INSERT OR IGNORE INTO blobs ({}) VALUES ({})".format(", ".join(BLOB_COLUMNS), ", ".join("?" * len(BLOB_COLUMNS))),
 }  # fmt: skip
 _TABLE_ORDER = ("blobs", "calls", "tool_executions", "escalations", "labels")
+#: Tables whose rows carry a caller-chosen id: a duplicate id keeps the first row and is counted.
+_KEEP_FIRST = ("calls", "tool_executions")
+#: Most seconds the build stage prepares rows before handing them to the commit stage.
+BUILD_SLICE = 0.1
+_TS_MIN, _TS_MAX = 946_684_800.0, 4_102_444_800.0  # 2000-01-01 .. 2100-01-01 UTC
+
+
+def check_ts(value: Any) -> None:
+    """Reject a ``ts`` that is not seconds since the epoch between 2000 and 2100.
+
+    Raises:
+        InvalidRequest: milliseconds, NaN/inf, or out of range, with how to fix it.
+    """
+    if value is None or isinstance(value, str):
+        return
+    if isinstance(value, _dt.datetime):
+        if not 2000 <= value.year < 2100:
+            raise InvalidRequest(f"record ts {value.isoformat()} is out of range (years 2000-2099)")
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidRequest(f"record ts must be seconds since the epoch, a datetime or ISO text, "
+                             f"not {type(value).__name__}")
+    number = float(value)
+    if number != number or number in (float("inf"), float("-inf")):
+        raise InvalidRequest(f"record ts must be a finite number of seconds, not {value!r}")
+    if _TS_MIN * 1000 <= number <= _TS_MAX * 1000:
+        raise InvalidRequest(f"record ts {value!r} looks like milliseconds; pass seconds (ts / 1000)")
+    if not _TS_MIN <= number <= _TS_MAX:
+        raise InvalidRequest(f"record ts {value!r} is out of range: seconds since the epoch between "
+                             "2000 and 2100 expected (time.time())")
 
 
 class FlushMarker:
@@ -369,6 +400,10 @@ class Writer:
         self.lock_timeout = lock_timeout
         self.label = label
         self.written = 0
+        self.accepted = 0  # counted by the store as records are queued
+        self.duplicates = 0
+        self.abandoned = False  # set at close/exit timeout: nothing more is written after
+        self.commit_lock = threading.Lock()
         self._build_failed = 0
         self._commit_failed = 0
         self.conn: sqlite3.Connection | None = None
@@ -461,18 +496,25 @@ class Writer:
     def process(self, items: list[Any]) -> bool:
         """Build rows for ``items`` and pass them, with any markers, in order to the commit stage."""
         stop = False
-        pending: list[Any] = []
+        built: list[dict[str, list[tuple[Any, ...]]]] = []
+        slice_end = time.monotonic() + BUILD_SLICE
         for item in items:
+            if self.abandoned:
+                return True
             if item is STOP or isinstance(item, FlushMarker):
-                if pending:
-                    self._emit(self.build(pending))
-                    pending = []
+                if built:
+                    self._emit(built)
+                    built = []
                 self._emit(item)
                 stop = stop or item is STOP
             else:
-                pending.append(item)
-        if pending:
-            self._emit(self.build(pending))
+                built.extend(self.build([item]))
+                if time.monotonic() >= slice_end:  # bounded slices: save what is ready
+                    self._emit(built)
+                    built = []
+                    slice_end = time.monotonic() + BUILD_SLICE
+        if built:
+            self._emit(built)
         return stop
 
     def _emit(self, item: Any) -> None:
@@ -531,16 +573,19 @@ class Writer:
         """Insert ``built`` in one transaction; on failure retry one by one; never raises."""
         if not built:
             return
+        with self.commit_lock:
+            if not self.abandoned:
+                self._commit(built)
+
+    def _commit(self, built: list[dict[str, list[tuple[Any, ...]]]]) -> None:
         try:
-            self._insert(built)
-            self.written += len(built)
+            self.written += len(built) - self._insert(built)
         except Exception as exc:  # noqa: BLE001
             if isinstance(exc, sqlite3.Error) and len(built) > 1:
                 # one bad row must not cost the whole batch: retry one by one
                 for tables in built:
                     try:
-                        self._insert([tables])
-                        self.written += 1
+                        self.written += 1 - self._insert([tables])
                     except Exception as inner:  # noqa: BLE001
                         self._commit_failed += 1
                         self._log_failure(1, inner, "writing")
@@ -549,7 +594,8 @@ class Writer:
                 self._log_failure(len(built), exc, "writing")
             self.builder.known_blobs.clear()  # the blobs may not be there: send them again
 
-    def _insert(self, batch: list[dict[str, list[tuple[Any, ...]]]]) -> None:
+    def _insert(self, batch: list[dict[str, list[tuple[Any, ...]]]]) -> int:
+        """Insert in one transaction; returns how many rows were duplicates (not stored)."""
         merged: dict[str, list[tuple[Any, ...]]] = {}
         for tables in batch:
             for table, rows in tables.items():
@@ -561,16 +607,38 @@ class Writer:
             assert self._transaction is not None
             try:
                 with self._transaction():
+                    duplicates = 0
                     for table in _TABLE_ORDER:
                         rows = merged.get(table)
                         if rows:
-                            conn.executemany(_SQL[table], rows)
-                return
+                            cursor = conn.executemany(_SQL[table], rows)
+                            if table in _KEEP_FIRST and cursor.rowcount >= 0:
+                                duplicates += len(rows) - cursor.rowcount
+                if duplicates:
+                    self.duplicates += duplicates
+                    self._note_duplicates(duplicates)
+                return duplicates
             except sqlite3.OperationalError as exc:
                 if not _is_lock_error(exc) or time.monotonic() >= deadline:
                     raise
                 time.sleep(delay)
                 delay = min(delay * 2, 0.25)
+
+    def _note_duplicates(self, count: int) -> None:
+        total = self.duplicates
+        if (total - count).bit_length() < total.bit_length():  # the first, then at powers of two
+            logger.warning("capture: %d record(s) with an id already stored in %s were not stored "
+                           "(the first row is kept; %d duplicate(s) so far)", count, self.label, total)
+
+    def unwritten(self) -> int:
+        """Records accepted but neither written nor counted as failed (still queued or in flight)."""
+        return max(0, self.accepted - self.written - self.failed - self.duplicates)
+
+    def abandon(self) -> int:
+        """Stop writing (close/exit timed out); returns the exact count that will not be written."""
+        with self.commit_lock:
+            self.abandoned = True
+            return self.unwritten()
 
     def _log_failure(self, count: int, exc: BaseException, doing: str) -> None:
         self._logged_failures += 1

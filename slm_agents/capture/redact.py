@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import ipaddress
 import json
 import math
@@ -405,7 +406,8 @@ class Redactor:
                 return hit
         raw = text.encode("utf-8", "surrogatepass")
         digits = len(raw) - len(raw.translate(None, _DIGITS))
-        chosen: list[tuple[int, int, str]] = []
+        chosen: list[tuple[int, int, str]] = []  # sorted, non-overlapping
+        starts: list[int] = []
         for kind, finder in self._finders:
             if digits < _MIN_DIGITS.get(kind, 0) and finder is DEFAULT_KINDS.get(kind):
                 continue
@@ -416,10 +418,18 @@ class Redactor:
             for start, end in spans:
                 if not 0 <= start < end <= len(text):
                     continue
-                if any(start < e and s < end for s, e, _ in chosen):
+                # chosen spans never overlap, so only the last one starting before ``end`` can
+                # overlap this one: one binary search, not a scan (linear in the matches overall)
+                at = bisect.bisect_left(starts, end)
+                if at and chosen[at - 1][1] > start:
                     continue  # an earlier (higher-priority) kind already covers this
-                chosen.append((start, end, kind))
-        result = tuple(sorted(chosen))
+                if at == len(starts):
+                    starts.append(start)
+                    chosen.append((start, end, kind))
+                else:
+                    starts.insert(at, start)
+                    chosen.insert(at, (start, end, kind))
+        result = tuple(chosen)
         if cacheable:
             with self._cache_lock:
                 self._cache[text] = result

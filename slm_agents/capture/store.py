@@ -38,7 +38,7 @@ from sqlite_utils import Database
 from .._ids import new_id
 from ..errors import CaptureError, InvalidRequest
 from ..types import Completion
-from ._writer import STOP, FlushMarker, RowBuilder, Writer, _describe
+from ._writer import STOP, FlushMarker, RowBuilder, Writer, _describe, check_ts
 from .redact import Redactor
 from .schema import migrations
 
@@ -61,13 +61,25 @@ def resolve_path(path: str | os.PathLike[str] | None = None) -> Path:
 
 @dataclass(frozen=True)
 class CaptureStats:
-    """Counters of a store. ``enqueued == written + failed_writes + queued`` once idle."""
+    """Counters of a store.
+
+    ``accepted`` records were taken by :meth:`CaptureStore.log` & co.; each ends up ``written``,
+    ``failed`` (could not be built or inserted; logged by type), a ``duplicates`` (its id was
+    already stored: the first row is kept, the later one is not stored) or ``unwritten`` (still
+    queued or in flight; after a timed-out close or exit these are lost, and logged with their
+    exact count). ``dropped`` records were never accepted (queue full, store closed).
+    ``accepted == written + failed + duplicates + unwritten`` at all times.
+    """
 
     enqueued: int
     written: int
     dropped: int
     failed_writes: int
     queued: int
+    accepted: int = 0
+    failed: int = 0
+    duplicates: int = 0
+    unwritten: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -242,6 +254,7 @@ class CaptureStore:
         >>> store.flush(), store.db["calls"].count, store.stats.written
         (True, 1, 1)
         >>> store.close()
+        0
     """
 
     def __init__(
@@ -272,6 +285,7 @@ class CaptureStore:
         self._options = dict(
             queue_size=queue_size, batch_size=batch_size, flush_interval=flush_interval,
             max_string_chars=max_string_chars, blob_min_chars=blob_min_chars, busy_timeout=busy_timeout,
+            atexit_timeout=atexit_timeout,
         )
         self.on_full: OnFull = on_full
         self.block_timeout = block_timeout
@@ -324,7 +338,9 @@ class CaptureStore:
         )
         if not self._inline:
             self._writer.start()
-        self._finalizer = weakref.finalize(self, _shutdown, self._writer, self._inline, None, 5.0)
+        # at interpreter exit (no close()): flush for up to atexit_timeout, then say what was lost
+        self._finalizer = weakref.finalize(self, _shutdown, self._writer, self._inline, None,
+                                           self._options["atexit_timeout"])
 
     def _after_fork(self) -> None:
         """In a forked child: a fresh queue, writer and connections (never the parent's)."""
@@ -355,9 +371,11 @@ class CaptureStore:
     @property
     def stats(self) -> CaptureStats:
         """A snapshot of the counters."""
+        w = self._writer
         return CaptureStats(
-            enqueued=self._enqueued, written=self._writer.written, dropped=self._dropped,
-            failed_writes=self._writer.failed, queued=self._queue.qsize(),
+            enqueued=self._enqueued, written=w.written, dropped=self._dropped,
+            failed_writes=w.failed, queued=self._queue.qsize(), accepted=w.accepted, failed=w.failed,
+            duplicates=w.duplicates, unwritten=w.unwritten(),
         )
 
     enqueued = property(lambda self: self._enqueued, doc="Records accepted onto the queue.")
@@ -397,21 +415,26 @@ class CaptureStore:
             return self.flush(timeout)
         return await asyncio.to_thread(self.flush, timeout)
 
-    def close(self, timeout: float | None = 10.0) -> None:
-        """Flush, stop the writer and close the connections the store opened. Idempotent."""
+    def close(self, timeout: float | None = 10.0) -> int:
+        """Flush, stop the writer and close the connections the store opened. Idempotent.
+
+        Returns:
+            How many accepted records could not be written within ``timeout`` (0 when all
+            were; the count is also logged, and nothing more is written after close returns).
+        """
         if self._closed:
-            return
+            return self._writer.unwritten() if self._writer.abandoned else 0
         self._closed = True
         self._finalizer.detach()
-        _shutdown(self._writer, self._inline, self._db if self._owns_db else None, timeout)
+        lost = _shutdown(self._writer, self._inline, self._db if self._owns_db else None, timeout)
         _live_stores.discard(self)
+        return lost
 
-    async def aclose(self, timeout: float | None = 10.0) -> None:
+    async def aclose(self, timeout: float | None = 10.0) -> int:
         """:meth:`close` without blocking the event loop."""
         if self._inline:
-            self.close(timeout)
-        else:
-            await asyncio.to_thread(self.close, timeout)
+            return self.close(timeout)
+        return await asyncio.to_thread(self.close, timeout)
 
     def __enter__(self) -> CaptureStore:
         return self
@@ -430,6 +453,8 @@ class CaptureStore:
             with self._count_lock:
                 self._dropped += 1
             return False
+        with self._count_lock:  # counted before the writer can see it: written <= accepted
+            self._writer.accepted += 1
         try:
             if self.on_full == "block":
                 self._queue.put(item, timeout=self.block_timeout)
@@ -437,6 +462,7 @@ class CaptureStore:
                 self._queue.put_nowait(item)
         except queue.Full:
             with self._count_lock:
+                self._writer.accepted -= 1
                 self._dropped += 1
                 dropped = self._dropped
             if dropped & (dropped - 1) == 0:  # 1, 2, 4, 8, ...: say so without flooding the log
@@ -461,6 +487,7 @@ class CaptureStore:
         """
         if not isinstance(record, Mapping) or "messages" not in record:
             raise InvalidRequest("a call record is a dict with at least 'messages' (OpenAI chat format)")
+        check_ts(record.get("ts"))
         rid = record.get("id") or new_id()
         self._put(("call", str(rid), time.time(), dict(record)))
         return str(rid)
@@ -486,6 +513,7 @@ class CaptureStore:
         """
         if not isinstance(record, Mapping):
             raise InvalidRequest("a tool record is a dict: call_id, name, arguments, result or error, latency_ms")
+        check_ts(record.get("ts"))
         rid = record.get("id") or new_id()
         self._put(("tool", str(rid), time.time(), dict(record)))
         return str(rid)
@@ -512,22 +540,31 @@ class CaptureStore:
         return read_call(self.db, call_id, hydrate=hydrate)
 
 
-def _shutdown(writer: Writer, inline: bool, db: Database | None, timeout: float | None) -> None:
-    """Stop ``writer`` after it wrote what is queued; close ``db`` (the store's own connection)."""
+def _shutdown(writer: Writer, inline: bool, db: Database | None, timeout: float | None) -> int:
+    """Stop ``writer`` after it wrote what is queued; close ``db`` (the store's own connection).
+
+    Returns the exact number of accepted records that were not written (also logged); once
+    this returns nothing more is written, so the count stays true.
+    """
+    lost = 0
     try:
+        deadline = None if timeout is None else time.monotonic() + timeout
         if inline:
             writer.drain()
         elif writer.alive():
-            try:
+            with contextlib.suppress(queue.Full):
                 writer.queue.put(STOP, timeout=timeout)
-            except queue.Full:
-                logger.warning("capture: queue still full at close; %d record(s) not written",
-                               writer.queue.qsize())
-            writer.join(timeout)
+            writer.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if writer.alive() or writer.unwritten():
+            lost = writer.abandon()
+        if lost:
+            logger.warning("capture: %d record(s) accepted but not written to %s within %ss of closing "
+                           "(raise close(timeout=...) or atexit_timeout)", lost, writer.label, timeout)
         if db is not None and not writer.alive():
             db.conn.close()
     except Exception as exc:  # noqa: BLE001 - closing must never raise into the agent
         logger.warning("capture: error while closing (%s)", _describe(exc))
+    return lost
 
 
 def _writer_connector(store: CaptureStore) -> Any:
