@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Union
 
 from ..errors import InvalidRequest
-from ._utils import jsonable
+from ._utils import jsonable, truncation_marker
 
 __all__ = ["Redactor", "RedactionSession", "DEFAULT_KINDS", "Detector", "drop_credentials", "is_credential_key",
            "data_url_media_type"]
@@ -103,6 +103,7 @@ _DATA_URL = re.compile(r"data:([A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+)?(?:;[A-Za-z0-9.+
 _BEARER = re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{16,}=*)")
 _API_KEY_PREFIXES = ("sk-", "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "gh", "github_pat_", "xox", "AIza",
                      "_live_", "_test_", "glpat-", "hf_")
+_API_KEY_PREFIX = re.compile("|".join(re.escape(p) for p in _API_KEY_PREFIXES))
 _API_KEYS = re.compile(
     r"(?<![A-Za-z0-9_-])(?:"
     r"sk-(?:proj-|ant-(?:api\d\d-)?|live-|test-)?[A-Za-z0-9_-]{20,}"
@@ -173,7 +174,7 @@ def _find_bearer(text: str) -> Iterable[Span]:
 
 
 def _find_api_key(text: str) -> Iterable[Span]:
-    if any(prefix in text for prefix in _API_KEY_PREFIXES):
+    if _API_KEY_PREFIX.search(text) is not None:
         yield from (m.span() for m in _API_KEYS.finditer(text))
     if ("=" in text or ":" in text) and any(word in text.lower() for word in _SECRET_WORDS):
         for m in _KEY_VALUE.finditer(text):
@@ -263,6 +264,7 @@ _KIND_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _MESSAGE_KEYS = frozenset({"role", "tool_call_id"})
 _TOOL_CALL_KEYS = frozenset({"id", "type", "index"})
 _PART_KEYS = frozenset({"type"})
+_FAST_DEPTH = 48
 # Credential-shaped keys (headers, params): always dropped, whatever the redactor.
 _CREDENTIAL_KEY = re.compile(
     r"(?i)^(?:proxy-)?authori[sz]ation$|cookie|api[_-]?key|apikey|secret|token|passw|pwd|^x-[\w-]*-key$|"
@@ -544,37 +546,60 @@ class RedactionSession:
             >>> s.messages([{"role": "tool", "name": "find", "content": '{"name": "a@b.io"}'}])
             [{'role': 'tool', 'name': 'find', 'content': '{"name": "<EMAIL_1>"}'}]
         """
-        plain = jsonable(value, max_string_chars=max_string_chars, stats=stats)
-        if isinstance(plain, list):
-            return [self._message(m) for m in plain]
-        return self._any(plain, None)
+        self._limits(max_string_chars, stats)
+        if type(value) is list:
+            return [self._message(m) for m in value]
+        return self._any(value, None)
 
     def tool_calls(self, value: Any, *, max_string_chars: int | None = None,
                    stats: dict[str, int] | None = None) -> Any:
         """Redact a list of tool calls (``id``, ``type``, ``index``, ``function.name`` kept)."""
-        plain = jsonable(value, max_string_chars=max_string_chars, stats=stats)
-        if isinstance(plain, list):
-            return [self._tool_call(c) for c in plain]
-        return self._tool_call(plain)
+        self._limits(max_string_chars, stats)
+        if type(value) is list:
+            return [self._tool_call(c) for c in value]
+        return self._tool_call(value)
 
     def tool_choice(self, value: Any) -> Any:
         """Redact a ``tool_choice``: a mode string, or ``{"type": ..., "function": {"name": ...}}``."""
-        plain = jsonable(value)
-        if isinstance(plain, str) and plain in ("auto", "none", "required", "any"):
-            return plain
-        return self._tool_call(plain)
+        self._limits(None, None)
+        if isinstance(value, str) and value in ("auto", "none", "required", "any"):
+            return value
+        return self._tool_call(value)
 
-    def _any(self, v: Any, key: str | None) -> Any:
-        if type(v) is str:
-            return self._string(v, key)
-        if type(v) is dict:
-            return {k: self._any(item, k) for k, item in v.items()}
-        if type(v) is list:
-            return [self._any(item, None) for item in v]
-        return v
+    # The envelope walk works on the caller's values directly (no copy first); anything that is
+    # not a plain dict/list/str/number, or nested deeper than _FAST_DEPTH, goes through jsonable.
+    def _limits(self, max_string_chars: int | None, stats: dict[str, int] | None) -> None:
+        self._limit = max_string_chars
+        self._stats = stats if stats is not None else {}
+
+    def _slow(self, v: Any, key: str | None) -> Any:
+        if key is None:
+            return jsonable(v, text=self._string, max_string_chars=self._limit, stats=self._stats)
+        return jsonable({key: v}, text=self._string, max_string_chars=self._limit, stats=self._stats)[key]
+
+    def _str(self, v: str, key: str | None) -> str:
+        limit = self._limit
+        if limit is not None and len(v) > limit:
+            v = v[:limit] + truncation_marker(len(v) - limit)
+            self._stats["truncated"] = self._stats.get("truncated", 0) + 1
+        return self._string(v, key)
+
+    def _any(self, v: Any, key: str | None, depth: int = 0) -> Any:
+        t = type(v)
+        if t is str:
+            return self._str(v, key)
+        if v is None or t is bool or t is int or (t is float and v - v == 0):
+            return v
+        if depth < _FAST_DEPTH:
+            if t is dict:
+                if all(type(k) is str for k in v):
+                    return {k: self._any(item, k, depth + 1) for k, item in v.items()}
+            elif t is list:
+                return [self._any(item, None, depth + 1) for item in v]
+        return self._slow(v, key)
 
     def _message(self, m: Any) -> Any:
-        if type(m) is not dict:
+        if type(m) is not dict or not all(type(k) is str for k in m):
             return self._any(m, None)
         tool_role = m.get("role") in ("tool", "function")
         out: dict[str, Any] = {}
@@ -592,13 +617,13 @@ class RedactionSession:
         return out
 
     def _part(self, p: Any) -> Any:
-        if type(p) is not dict:
+        if type(p) is not dict or not all(type(k) is str for k in p):
             return self._any(p, None)
         return {k: (v if k in _PART_KEYS and type(v) is str else self._any(v, None if k in ("text", "url") else k))
                 for k, v in p.items()}
 
     def _tool_call(self, c: Any) -> Any:
-        if type(c) is not dict:
+        if type(c) is not dict or not all(type(k) is str for k in c):
             return self._any(c, None)
         out: dict[str, Any] = {}
         for k, v in c.items():
@@ -611,14 +636,14 @@ class RedactionSession:
         return out
 
     def _function(self, f: Any) -> Any:
-        if type(f) is not dict:
+        if type(f) is not dict or not all(type(k) is str for k in f):
             return self._any(f, None)
         out: dict[str, Any] = {}
         for k, v in f.items():
             if k == "name" and type(v) is str:
                 out[k] = v
             elif k == "arguments" and type(v) is str:
-                out[k] = self.json_string(v) if v[:1] in ("{", "[") else self.text(v)
+                out[k] = self._str(v, "arguments")
             else:
                 out[k] = self._any(v, None if k == "arguments" else k)
         return out
