@@ -1,0 +1,264 @@
+"""LoRA training on one task's examples: the base weights from the runtime's own GGUF, peft, torch.
+
+On a CPU without a GPU this runs on every core, in bf16 autocast where the CPU has bf16 units
+(fp32 otherwise); on CUDA the same code uses the first GPU. The seed fixes initialisation and
+batch order, so a run is reproducible on the same machine. A checkpoint (the peft adapter and the
+optimizer state) is written after each epoch; ``resume=True`` continues from the last one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slm_agents.errors import InvalidRequest
+
+from .data import IGNORE
+
+__all__ = ["TrainConfig", "TrainResult", "load_base", "train", "bf16_supported", "DEFAULT_TARGETS"]
+
+DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class TrainConfig:
+    """Hyperparameters (every field is a ``slm-agents finetune`` flag)."""
+
+    rank: int = 16
+    alpha: float = 32.0
+    dropout: float = 0.05
+    targets: tuple[str, ...] = DEFAULT_TARGETS
+    epochs: int = 1
+    lr: float = 2e-4
+    batch_size: int = 8
+    max_length: int = 1024
+    seed: int = 0
+    max_steps: int | None = None
+    precision: str = "auto"  # auto | bf16 | fp32
+
+    def __post_init__(self) -> None:
+        for name in ("rank", "epochs", "batch_size", "max_length"):
+            if getattr(self, name) < 1:
+                raise InvalidRequest(f"--{name.replace('_', '-')} must be at least 1")
+        if self.lr <= 0 or self.alpha <= 0 or not 0 <= self.dropout < 1:
+            raise InvalidRequest("--lr and --alpha must be positive and --dropout in [0, 1)")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            raise InvalidRequest("--precision is auto, bf16 or fp32")
+        if not set(self.targets) <= set(DEFAULT_TARGETS):
+            raise InvalidRequest(f"--targets must be among {', '.join(DEFAULT_TARGETS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["targets"] = list(self.targets)
+        return out
+
+
+@dataclass
+class TrainResult:
+    steps: int = 0
+    epochs_done: int = 0
+    seconds: float = 0.0
+    losses: list[float] = field(default_factory=list)
+    precision: str = "fp32"
+    device: str = "cpu"
+    trainable_params: int = 0
+    examples: int = 0
+
+
+def bf16_supported() -> bool:
+    """Whether bf16 autocast is fast here: a CUDA GPU with bf16, or a CPU with avx512_bf16/AMX."""
+    import torch
+
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def _missing(e: ImportError) -> InvalidRequest:
+    return InvalidRequest(
+        f"fine-tuning needs torch, transformers, peft and gguf ({e.name or e} is missing). On a CPU-only machine: "
+        "pip install torch==2.13.0 && pip install -e plugins/slm-agents-finetune (see its README for CUDA builds)"
+    )
+
+
+def load_base(model_path: Path, base_dir: str | None = None, *, progress: bool = True) -> Any:
+    """The base model in fp32: from an HF directory (``--base``), else dequantized from the GGUF."""
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM
+        from transformers.utils import logging as hf_logging
+    except ImportError as e:
+        raise _missing(e) from e
+    import warnings
+
+    hf_logging.set_verbosity_error()
+    if not progress:
+        hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", module="peft")
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+    quiet = {} if progress else {"TQDM_DISABLE": "1"}  # the GGUF de-quantization bar
+    saved = {k: os.environ.get(k) for k in quiet}
+    os.environ.update(quiet)
+    try:
+        if base_dir:
+            model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(
+                str(model_path.parent), gguf_file=model_path.name, dtype=torch.float32)
+    except (OSError, ValueError, RuntimeError) as e:
+        where = base_dir or model_path
+        raise InvalidRequest(f"could not load the base weights from {where}: {e}") from e
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return model
+
+
+def _batches(encoded: list[tuple[list[int], list[int]]], size: int, rng: random.Random) -> list[list[int]]:
+    order = list(range(len(encoded)))
+    rng.shuffle(order)
+    return [order[i:i + size] for i in range(0, len(order), size)]
+
+
+def _collate(encoded: list[tuple[list[int], list[int]]], idx: list[int], device: Any) -> dict[str, Any]:
+    import torch
+
+    width = max(len(encoded[i][0]) for i in idx)
+    ids, labels, mask = [], [], []
+    for i in idx:
+        x, y = encoded[i]
+        pad = width - len(x)
+        ids.append(x + [0] * pad)
+        labels.append(y + [IGNORE] * pad)
+        mask.append([1] * len(x) + [0] * pad)
+    return {"input_ids": torch.tensor(ids, device=device), "labels": torch.tensor(labels, device=device),
+            "attention_mask": torch.tensor(mask, device=device)}
+
+
+def _latest_checkpoint(ckpt_dir: Path) -> Path | None:
+    found = sorted(ckpt_dir.glob("epoch-*"), key=lambda p: int(p.name.split("-")[1]))
+    return found[-1] if found and (found[-1] / "state.pt").is_file() else None
+
+
+def train(
+    base: Any,
+    encoded: list[tuple[list[int], list[int]]],
+    config: TrainConfig,
+    ckpt_dir: Path,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    on_step: Callable[[int, float], None] | None = None,
+) -> tuple[Any, TrainResult]:
+    """Train a LoRA on ``encoded`` (``(input_ids, labels)`` pairs); return the peft model and a record.
+
+    Raises:
+        InvalidRequest: nothing to train on, or ``resume`` without a checkpoint.
+        KeyboardInterrupt: passed on; the checkpoints of finished epochs stay in ``ckpt_dir``.
+    """
+    try:
+        import torch
+        from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
+        from tqdm.auto import tqdm
+    except ImportError as e:
+        raise _missing(e) from e
+    if not encoded:
+        raise InvalidRequest("no training example fits in --max-length tokens; raise --max-length")
+
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    use_bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_supported())
+    lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
+                      target_modules=list(config.targets), bias="none", task_type="CAUSAL_LM")
+    model = get_peft_model(base, lora).to(device)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
+    steps_per_epoch = math.ceil(len(encoded) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / max(1, min(10, total // 10))) * max(0.0, 1 - s / max(1, total)))
+
+    result = TrainResult(precision="bf16" if use_bf16 else "fp32", device=str(device),
+                         trainable_params=sum(p.numel() for p in params), examples=len(encoded))
+    start_epoch = 0
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    if resume:
+        last = _latest_checkpoint(ckpt_dir)
+        if last is None:
+            raise InvalidRequest(f"--resume: no finished epoch checkpoint in {ckpt_dir}; start without --resume")
+        from safetensors.torch import load_file
+
+        set_peft_model_state_dict(model, load_file(str(last / "adapter_model.safetensors")))
+        state = torch.load(last / "state.pt", weights_only=False)
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start_epoch, result.steps, result.losses = state["epoch"], state["step"], state["losses"]
+    rng = random.Random(config.seed)
+    for _ in range(start_epoch):  # the same batch order as an uninterrupted run
+        _batches(encoded, config.batch_size, rng)
+
+    model.train()
+    started = time.perf_counter()
+    bar = tqdm(total=total, initial=result.steps, desc="finetune", unit="step", disable=not progress)
+    try:
+        for epoch in range(start_epoch, config.epochs):
+            for idx in _batches(encoded, config.batch_size, rng):
+                if result.steps >= total:
+                    break
+                batch = _collate(encoded, idx, device)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                    loss = model(**batch).loss
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                result.steps += 1
+                value = float(loss.detach())
+                result.losses.append(round(value, 5))
+                bar.set_postfix(loss=f"{value:.4f}", epoch=epoch + 1)
+                bar.update(1)
+                if on_step is not None:
+                    on_step(result.steps, value)
+            result.epochs_done = epoch + 1
+            _save_checkpoint(model, optimizer, scheduler, ckpt_dir / f"epoch-{epoch + 1}", result, config)
+            if result.steps >= total:
+                break
+    finally:
+        bar.close()
+        result.seconds = time.perf_counter() - started
+    model.eval()
+    return model, result
+
+
+def _save_checkpoint(model: Any, optimizer: Any, scheduler: Any, where: Path, result: TrainResult,
+                     config: TrainConfig) -> None:
+    import torch
+
+    tmp = where.with_name(where.name + ".tmp")
+    model.save_pretrained(str(tmp))
+    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": result.epochs_done,
+                "step": result.steps, "losses": result.losses}, tmp / "state.pt")
+    (tmp / "config.json").write_text(json.dumps(config.to_dict()), encoding="utf-8")
+    if where.exists():
+        import shutil
+
+        shutil.rmtree(where)
+    os.replace(tmp, where)
