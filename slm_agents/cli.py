@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -134,10 +136,26 @@ def report(db_path: str | None, output: str, **prices: float | None) -> None:
     Charts are inline SVG (matplotlib, the `loop` extra); the page loads nothing from the network.
     """
     from .capture import Prices
+    from .cli_capture import one_line_errors, open_capture_file
     from .report import write_report
 
-    path = write_report(db_path, output, prices=Prices.from_env(**prices))
-    click.echo(f"Wrote {path}")
+    @one_line_errors
+    def run() -> Any:
+        from .dataset.export import write_private
+
+        out = Path(output)
+        if not out.absolute().parent.is_dir():
+            raise click.ClickException(f"the folder {out.absolute().parent} does not exist; create it first")
+        db = open_capture_file(db_path)
+        mask = os.umask(0o077)  # created 0600
+        try:
+            html = Path(write_report(db, output, prices=Prices.from_env(**prices)))
+        finally:
+            os.umask(mask)
+        write_private(html, html.read_text(encoding="utf-8"))  # mode 0600: captured data is sensitive
+        return html
+
+    click.echo(f"Wrote {run()}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

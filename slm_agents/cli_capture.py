@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import click
 
-__all__ = ["register", "stats_command", "calls_command", "call_command", "merge_command", "redact_check_command"]
+__all__ = ["register", "open_capture_file", "one_line_errors", "stats_command", "calls_command", "call_command", "merge_command", "redact_check_command"]
 
 _db_option = click.option(
     "--db", "db_path", type=click.Path(dir_okay=False), default=None, envvar="SLM_AGENTS_DB",
@@ -23,14 +24,107 @@ _db_option = click.option(
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of tables.")
 
 
-def _open(db_path: str | None) -> Any:
-    from .capture.query import open_db
-    from .errors import CaptureError
+def open_capture_file(db_path: str | None, *, write: bool = False) -> Any:
+    """Open the capture DB for a CLI command; every problem is one ``ClickException`` line.
 
+    Read commands (``write=False``) open the file read-only (``mode=ro``): nothing is ever
+    added to it, and a read-only file works. Writing commands (``write=True``: clustering tasks,
+    export and eval record task tables) migrate an older capture file. Always checked first: the
+    file exists, is SQLite, is a capture DB (has ``calls``) and is not from a newer slm-agents.
+    """
+    import os
+    import sqlite3
+
+    from sqlite_utils import Database
+
+    from .capture.schema import migrate, migrations
+    from .capture.store import resolve_path
+
+    path = resolve_path(db_path)
+    if not path.exists():
+        raise click.ClickException(
+            f"no capture database at {path}. Run an agent with capture on (slm-agents demo, CaptureStore / "
+            "get_default_store), or pass --db PATH / set SLM_AGENTS_DB."
+        )
+    if path.is_dir():
+        raise click.ClickException(f"{path} is a directory, not a capture database; pass --db FILE")
+    conn = None
     try:
-        return open_db(db_path)  # busy timeout set: readers wait for a writing agent
-    except CaptureError as e:
-        raise click.ClickException(str(e)) from e
+        conn = sqlite3.connect(path.as_uri() + "?mode=ro", uri=True, timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "calls" not in tables:
+            raise click.ClickException(f"{path} is not a slm-agents capture database (it has no calls table)")
+        applied: set[str] = set()
+        if "_sqlite_migrations" in tables:
+            applied = {r[0] for r in conn.execute(
+                "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", [migrations.name])}
+        known = {m.name for m in migrations._migrations}
+        if applied - known:
+            raise click.ClickException(
+                f"{path} was written by a newer slm-agents (schema {sorted(applied - known)[-1]}); "
+                "upgrade slm-agents to read it")
+        if write and applied != known and not os.access(path, os.W_OK):
+            raise click.ClickException(f"{path} has an older schema and is read-only; make it writable to migrate it")
+        if write and os.access(path, os.W_OK) and os.access(path.parent, os.W_OK):
+            conn.close()
+            conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False)
+            conn.execute("PRAGMA busy_timeout = 30000")
+            db = Database(conn)
+            if applied != known:
+                migrate(db)
+            return db
+        return Database(conn)
+    except sqlite3.DatabaseError as e:
+        if conn is not None:
+            conn.close()
+        raise click.ClickException(f"{path} is not a usable SQLite capture database ({e})") from e
+    except click.ClickException:
+        if conn is not None:
+            conn.close()
+        raise
+
+
+def _open(db_path: str | None) -> Any:
+    return open_capture_file(db_path)
+
+
+def one_line_errors(f: Any) -> Any:
+    """Turn database, file and decoding errors escaping a command into one ``Error:`` line.
+
+    Example:
+        >>> @one_line_errors
+        ... def boom() -> None:
+        ...     raise OSError(28, "No space left on device", "out.jsonl")
+        >>> try:
+        ...     boom()
+        ... except click.ClickException as e:
+        ...     print(e.message)
+        cannot write out.jsonl: No space left on device
+    """
+    import functools
+    import sqlite3
+
+    from .errors import SLMAgentsError
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except sqlite3.Error as e:
+            text = str(e)
+            hint = " (the file is read-only: copy it somewhere writable)" if "readonly" in text else ""
+            raise click.ClickException(f"database error: {text}{hint}") from e
+        except OSError as e:
+            if e.filename:
+                raise click.ClickException(f"cannot write {e.filename}: {e.strerror or e}") from e
+            raise click.ClickException(str(e)) from e
+        except UnicodeError as e:
+            raise click.ClickException(f"not UTF-8 text: {e}") from e
+        except SLMAgentsError as e:
+            raise click.ClickException(str(e)) from e
+
+    return wrapper
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
@@ -67,6 +161,7 @@ def _price_option(name: str, default_help: str) -> Any:
 @_price_option("llm_output", "default 10.00")
 @_price_option("slm_input", "default 0")
 @_price_option("slm_output", "default 0")
+@one_line_errors
 def stats_command(db_path: str | None, as_json: bool, **prices: float | None) -> None:
     """Calls by route, model and task; escalations; tokens; latency; estimated cost saved.
 
@@ -145,6 +240,7 @@ def _show(db_path: str | None, call_id: str) -> None:
 @click.option("--limit", "-n", type=int, default=20, show_default=True, help="How many, newest first.")
 @_json_option
 @click.pass_context
+@one_line_errors
 def calls_command(ctx: click.Context, db_path: str | None, route: str | None, task: str | None,
                   model: str | None, limit: int, as_json: bool) -> None:
     """List captured calls, newest first; ``calls show ID`` prints one in full."""
@@ -158,6 +254,7 @@ def calls_command(ctx: click.Context, db_path: str | None, route: str | None, ta
 @click.argument("call_id")
 @_db_option
 @click.pass_context
+@one_line_errors
 def calls_show_command(ctx: click.Context, call_id: str, db_path: str | None) -> None:
     """Print one call in full (JSON), with its tools, tool executions, escalations and labels."""
     _show(db_path or (ctx.obj or {}).get("db_path"), call_id)
@@ -166,6 +263,7 @@ def calls_show_command(ctx: click.Context, call_id: str, db_path: str | None) ->
 @click.command("call")
 @click.argument("call_id")
 @_db_option
+@one_line_errors
 def call_command(call_id: str, db_path: str | None) -> None:
     """Print one call in full (same as ``calls show ID``)."""
     _show(db_path, call_id)
@@ -174,11 +272,18 @@ def call_command(call_id: str, db_path: str | None) -> None:
 @click.command("merge")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The combined file.")
+@one_line_errors
 def merge_command(sources: tuple[str, ...], output: str) -> None:
     """Combine per-worker capture files into one (rows deduplicated on id, blobs on hash)."""
     from .capture import merge
     from .errors import CaptureError
 
+    for source in sources:  # each must be a capture DB (one line naming it otherwise); opened read-only
+        open_capture_file(source).conn.close()
+    if Path(output).exists():
+        open_capture_file(output).conn.close()
+    if not Path(output).absolute().parent.is_dir():
+        raise click.ClickException(f"the folder {Path(output).absolute().parent} does not exist; create it first")
     try:
         added = merge(output, list(sources))
     except CaptureError as exc:
@@ -189,6 +294,7 @@ def merge_command(sources: tuple[str, ...], output: str) -> None:
 
 @click.command("redact-check")
 @click.argument("file", type=click.File("r", encoding="utf-8", errors="surrogateescape"))
+@one_line_errors
 def redact_check_command(file: Any) -> None:
     """Print FILE redacted as the capture store would store it; counts per kind on stderr.
 

@@ -45,10 +45,13 @@ def _fail(e: SLMAgentsError) -> click.ClickException:
     return click.ClickException(str(e))
 
 
-def _open(db_path: str | None) -> Any:
-    from .dataset import open_db
+from .cli_capture import one_line_errors  # noqa: E402
 
-    return open_db(db_path)
+
+def _open(db_path: str | None, *, write: bool = True) -> Any:
+    from .cli_capture import open_capture_file
+
+    return open_capture_file(db_path, write=write)  # one-line errors: missing, not SQLite, newer schema
 
 
 def make_runtime(model_path: str | None, base_url: str | None, model_name: str | None) -> Any:
@@ -83,6 +86,7 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 @_db_option
 @click.option("--recluster", is_flag=True, help="Cluster again now (otherwise only when new calls arrived).")
 @_json_option
+@one_line_errors
 def tasks_command(db_path: str | None, recluster: bool, as_json: bool) -> None:
     """List the tasks captured calls fall into (clustering new calls first).
 
@@ -128,12 +132,14 @@ def tasks_command(db_path: str | None, recluster: bool, as_json: bool) -> None:
 @click.option("--max-tokens", type=int, default=None, help="Leave out calls with more tokens (estimated if unknown).")
 @click.option("--no-dedupe", is_flag=True, help="Keep repeated requests.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
+@click.option("--force", is_flag=True, help="Overwrite an earlier export in the -o folder.")
 @_json_option
+@one_line_errors
 def export_command(db_path: str | None, task_id: str | None, fmt: str, out_dir: str, val_fraction: float, seed: int,
                    routes: tuple[str, ...], models: tuple[str, ...], since: str | None, until: str | None,
                    labels: tuple[str, ...], exclude_labels: tuple[str, ...], max_messages: int | None,
                    max_chars: int | None, max_tokens: int | None, no_dedupe: bool, progress: bool | None,
-                   as_json: bool) -> None:
+                   force: bool, as_json: bool) -> None:
     """Write curated calls as fine-tuning files, split into train/validation, with a dataset card."""
     from .dataset import export_dataset
 
@@ -155,7 +161,7 @@ def export_command(db_path: str | None, task_id: str | None, fmt: str, out_dir: 
     try:
         db = _open(db_path)
         result = export_dataset(db, out_dir, format=fmt, task_id=task_id, val_fraction=val_fraction, seed=seed,
-                                progress=progress, **curate)
+                                progress=progress, force=force, **curate)
     except SLMAgentsError as e:
         raise _fail(e) from e
     if as_json:
@@ -215,6 +221,7 @@ def _replay(db_path: str | None, task_id: str | None, cases_path: str | None, li
 @click.option("--max-wrong", type=float, default=0.02, show_default=True,
               help="Target share of wrong answers the SLM may keep, for the recommended threshold.")
 @_json_option
+@one_line_errors
 def eval_command(db_path: str | None, task_id: str | None, model_path: str | None, base_url: str | None,
                  model_name: str | None, cases_path: str | None, limit: int, max_tokens: int, max_wrong: float,
                  as_json: bool) -> None:
@@ -246,6 +253,7 @@ def eval_command(db_path: str | None, task_id: str | None, model_path: str | Non
               help="Policy file to update (default: $SLM_AGENTS_POLICY or ./slm_agents_policy.json).")
 @_runtime_options
 @_json_option
+@one_line_errors
 def calibrate_command(db_path: str | None, task_id: str | None, max_wrong: float, source: str,
                       policy_path: str | None, model_path: str | None, base_url: str | None, model_name: str | None,
                       cases_path: str | None, limit: int, max_tokens: int, as_json: bool) -> None:

@@ -52,7 +52,7 @@ from sqlite_utils import Database
 
 from ..errors import InvalidRequest
 from ..toolcalls import normalize_tools
-from ._rows import BlobCache, answer_message, ensure_dir, has_table, loads, request_key
+from ._rows import BlobCache, answer_message, has_table, loads, request_key
 from .curate import TEXT_STRATUM, Curator, find_leakage
 
 __all__ = [
@@ -323,6 +323,7 @@ def export_dataset(
     seed: int = 0,
     progress: bool | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    force: bool = False,
     **curate: Any,
 ) -> ExportResult:
     """Curate, split and write a fine-tuning dataset with its card.
@@ -338,16 +339,20 @@ def export_dataset(
         progress: Show a tqdm bar on stderr (None: only when stderr is a terminal).
         on_progress: Called as ``on_progress(done, total)`` every 1,000 rows and at the end
             (``total`` counts candidate rows before de-duplication).
+        force: Overwrite an earlier export in ``out_dir`` (refused otherwise).
         **curate: Filters for :class:`Curator` (routes, models, since, labels, max_tokens, ...).
 
+    Files are written mode 0600 and a folder this creates is 0700 (captured data is sensitive).
+
     Raises:
-        InvalidRequest: Unknown format, bad fraction, or (never expected) leakage between splits.
+        InvalidRequest: Unknown format, bad fraction, an earlier export in ``out_dir`` without
+            ``force``, a missing parent folder, or (never expected) leakage between splits.
     """
     if format not in FORMATS:
         raise InvalidRequest(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
     stratified_split([], val_fraction)  # validates the fraction before any work
     start = time.perf_counter()
-    out = ensure_dir(out_dir)
+    out = _private_dir(out_dir, force=force)
     result = ExportResult(format=format, out_dir=out, files={
         "train": out / "train.jsonl", "validation": out / "validation.jsonl", "card": out / "README.md"})
 
@@ -407,7 +412,7 @@ def export_dataset(
         spool.seek(0)
         train_tmp = result.files["train"].with_suffix(".jsonl.tmp")
         val_tmp = result.files["validation"].with_suffix(".jsonl.tmp")
-        with open(train_tmp, "w", encoding="utf-8") as ft, open(val_tmp, "w", encoding="utf-8") as fv:
+        with _open_private(train_tmp) as ft, _open_private(val_tmp) as fv:
             for group, (_, stratum), task, line in zip(groups, strata_of, task_of, spool, strict=True):
                 if group in validation:
                     fv.write(line)
@@ -430,8 +435,41 @@ def export_dataset(
         result.dropped = pair_stats
     result.tasks = dict(tasks.most_common())
     result.seconds = time.perf_counter() - start
-    result.files["card"].write_text(dataset_card(db, result, seed=seed, val_fraction=val_fraction), encoding="utf-8")
+    write_private(result.files["card"], dataset_card(db, result, seed=seed, val_fraction=val_fraction))
     return result
+
+
+def _open_private(path: Path) -> Any:
+    """``open(path, "w")`` creating the file 0600 (an existing file is made 0600 too)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "w", encoding="utf-8")
+
+
+def write_private(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` atomically, mode 0600 (exports, dataset cards, reports)."""
+    target = Path(path)
+    tmp = target.with_name(target.name + ".tmp")
+    with _open_private(tmp) as f:
+        f.write(text)
+    os.replace(tmp, target)
+    return target
+
+
+def _private_dir(out_dir: str | os.PathLike[str], *, force: bool) -> Path:
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InvalidRequest(f"{out} is a file; export -o takes a folder")
+    if not out.parent.is_dir():
+        raise InvalidRequest(f"the folder {out.parent} does not exist; create it first, or choose another -o")
+    if out.is_dir():
+        earlier = [n for n in ("train.jsonl", "validation.jsonl", "README.md") if (out / n).exists()]
+        if earlier and not force:
+            raise InvalidRequest(f"{out} already holds an export ({', '.join(earlier)}); pass --force "
+                                 "(force=True) to overwrite it, or choose another -o")
+    else:
+        out.mkdir(mode=0o700)
+    return out
 
 
 _FORMAT_DOCS = {

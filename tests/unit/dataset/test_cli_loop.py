@@ -63,12 +63,12 @@ def test_export(runner, db_path, tmp_path) -> None:
     lines = (out_dir / "train.jsonl").read_text().splitlines()
     assert all(json.loads(line)["messages"][-1]["role"] == "assistant" for line in lines)
     res = json.loads(runner.invoke(cli, ["export", "--db", str(db_path), "--format", "trl", "-o", str(out_dir),
-                                         "--task", "triage", "--json"]).output)
+                                         "--task", "triage", "--json", "--force"]).output)
     assert res["train"] + res["validation"] == 4
     res = json.loads(runner.invoke(cli, ["export", "--db", str(db_path), "--format", "preference", "-o",
                                          str(tmp_path / "pref"), "--json", "--val-fraction", "0"]).output)
     assert res["train"] == 4
-    bad = runner.invoke(cli, ["export", "--db", str(db_path), "-o", str(out_dir), "--task", "nope"])
+    bad = runner.invoke(cli, ["export", "--db", str(db_path), "-o", str(out_dir), "--task", "nope", "--force"])
     assert bad.exit_code == 1 and "slm-agents tasks" in bad.output
 
 
