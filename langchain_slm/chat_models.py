@@ -214,6 +214,14 @@ class ChatSLM(BaseChatModel):
     n_threads: int | None = None
     """CPU threads for a local model. Default None: every core."""
 
+    lora_path: str | None = None
+    """A LoRA adapter (the ``adapter.gguf`` of ``slm-agents finetune``) to run every call with, on
+    the shared base model. Default None: the base model (routers then use the policy's
+    ``task_adapters``)."""
+
+    lora_scale: float = 1.0
+    """The adapter's strength. Default 1.0."""
+
     llama_kwargs: dict[str, Any] = Field(default_factory=dict)
     """More ``llama_cpp.Llama`` load options for a local model. Default {}."""
 
@@ -263,7 +271,8 @@ class ChatSLM(BaseChatModel):
         from slm_agents.runtimes.llamacpp import LlamaCppRuntime
 
         return LlamaCppRuntime(
-            self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads, **self.llama_kwargs
+            self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads, lora_path=self.lora_path,
+            lora_scale=self.lora_scale, **self.llama_kwargs
         )
 
     @property

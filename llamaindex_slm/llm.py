@@ -106,6 +106,10 @@ class SLM(FunctionCallingLLM):
             (default None: the runtime decides; the local runtime makes one, since small models
             repeat calls). ``allow_parallel_tool_calls=False`` always means one.
         additional_kwargs: Other sampling options for every call (``top_p``, ``seed``, ``stop``...).
+        lora_path: A LoRA adapter (``adapter.gguf`` from ``slm-agents finetune``) to run every call
+            with, on the shared base model (default None: the base; routers use the policy's
+            ``task_adapters``).
+        lora_scale: The adapter's strength (default 1.0).
         react_grammar: When a ReActAgent drives the model (its prompt lists the tools), decide
             call-or-answer first and decode the step in ReAct format under a grammar of those
             tools, so ``Action``/``Action Input`` always name a tool with valid arguments
@@ -129,6 +133,9 @@ class SLM(FunctionCallingLLM):
     timeout: float | None = Field(default=None, description="Seconds one call may take.")
     parallel_tool_calls: bool | None = Field(default=None, description="Allow several tool calls per answer.")
     additional_kwargs: dict[str, Any] = Field(default_factory=dict, description="Other sampling options.")
+    lora_path: str | None = Field(
+        default=None, description="LoRA adapter (adapter.gguf from slm-agents finetune) run on the shared base model.")
+    lora_scale: float = Field(default=1.0, description="The adapter's strength.")
     react_grammar: bool = Field(
         default=True, description="Decode ReActAgent steps under a grammar of the tools its prompt lists.")
 
@@ -195,6 +202,8 @@ class SLM(FunctionCallingLLM):
             temperature=self.temperature,
             max_tokens=self.max_tokens,
             timeout=self.timeout,
+            lora_path=self.lora_path,
+            lora_scale=self.lora_scale,
         )
 
     @property

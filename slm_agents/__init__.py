@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .decision import DecisionCalibration
 from .errors import (
     CaptureError,
     GenerationError,
@@ -26,6 +27,7 @@ from .errors import (
 from .hookspecs import hookimpl
 from .models import ModelInfo, default_model_path, model_info
 from .plugins import create_runtime
+from .policy import EscalationPolicy
 from .runtimes import BaseRuntime, FakeRuntime, Runtime
 from .toolcalls import (
     ToolChoice,
@@ -75,6 +77,9 @@ __all__ = [
     "normalize_tool_choice",
     "parse_tool_calls",
     "validate_tool_call",
+    # escalation and the call-or-answer decision
+    "EscalationPolicy",
+    "DecisionCalibration",
     # plugins
     "hookimpl",
 ]

@@ -38,6 +38,8 @@ PUBLIC = [
     "normalize_tool_choice",
     "parse_tool_calls",
     "validate_tool_call",
+    "EscalationPolicy",
+    "DecisionCalibration",
     "hookimpl",
 ]
 
