@@ -19,7 +19,15 @@ Example:
 from __future__ import annotations
 
 from ._rows import open_db, request_hash
-from .calibrate import DEFAULT_POLICY_PATH, Calibration, calibrate_results, calibrate_shadow, write_thresholds
+from .calibrate import (
+    DEFAULT_POLICY_PATH,
+    Calibration,
+    calibrate_decisions,
+    calibrate_results,
+    calibrate_shadow,
+    write_decisions,
+    write_thresholds,
+)
 from .curate import CurateStats, Curator, find_leakage
 from .export import (
     FORMATS,
@@ -55,5 +63,7 @@ __all__ = [
     "calibrate_results",
     "calibrate_shadow",
     "write_thresholds",
+    "calibrate_decisions",
+    "write_decisions",
     "DEFAULT_POLICY_PATH",
 ]

@@ -41,7 +41,7 @@ from ..policy import EscalationPolicy
 from ._rows import loads
 
 __all__ = ["Calibration", "calibrate_results", "calibrate_shadow", "shadow_outcomes", "write_thresholds",
-           "DEFAULT_POLICY_PATH"]
+           "calibrate_decisions", "write_decisions", "DEFAULT_POLICY_PATH"]
 
 #: Where ``slm-agents calibrate`` writes by default (point ``SLM_AGENTS_POLICY`` at it).
 DEFAULT_POLICY_PATH = "slm_agents_policy.json"
@@ -180,5 +180,58 @@ def write_thresholds(
     for cal in items:
         if cal.threshold is not None:
             policy.task_thresholds[cal.task] = round(float(cal.threshold), 6)
+    policy.save(path)
+    return policy
+
+
+def calibrate_decisions(runtime: Any, cases: Iterable[Any], *, progress: Any = None) -> dict[str, dict[str, Any]]:
+    """Each task's call-or-answer threshold and margin, from replaying its cases' decisions.
+
+    Every case is scored with ``runtime.score_decision`` (the runtime's own calibrated ``p_call``;
+    nothing is generated); a case should call when the teacher called a tool. Per task, the
+    threshold is the one with the best balanced accuracy and the margin the band around it where
+    decisions are wrong a third of the time or more (see :mod:`slm_agents.decision`).
+
+    Returns:
+        ``{task: {"threshold", "margin", "n", "balanced_accuracy"}}`` for tasks whose cases hold
+        both kinds of turn (the others cannot be calibrated and are left out).
+
+    Raises:
+        InvalidRequest: the runtime cannot score decisions (only ``LlamaCppRuntime`` can).
+    """
+    from ..decision import _fit_margin, balanced_accuracy
+
+    if not hasattr(runtime, "score_decision"):
+        raise InvalidRequest(f"{type(runtime).__name__} cannot score call-or-answer decisions; "
+                             "calibrate --decision needs the in-process llama.cpp runtime (--model-path)")
+    per_task: dict[str, list[tuple[float, bool]]] = {}
+    cases = list(cases)
+    for i, case in enumerate(cases, 1):
+        if case.tools:
+            scored = runtime.score_decision(case.messages, case.tools)
+            per_task.setdefault(case.task, []).append((float(scored["p_call"]), bool(case.expected)))
+        if progress is not None:
+            progress(i, len(cases))
+    out: dict[str, dict[str, Any]] = {}
+    for task, pairs in sorted(per_task.items()):
+        if len({y for _, y in pairs}) < 2:
+            continue
+        best_t, best_acc = 0.5, -1.0
+        for t in sorted({round(p, 3) for p, _ in pairs} | {0.5}):
+            acc = balanced_accuracy((y, p >= t) for p, y in pairs)
+            if acc > best_acc + 1e-9:
+                best_t, best_acc = t, acc
+        threshold = min(max(best_t, 0.01), 0.99)
+        margin = _fit_margin([p for p, _ in pairs], [y for _, y in pairs], threshold)
+        out[task] = {"threshold": threshold, "margin": margin, "n": len(pairs), "balanced_accuracy": best_acc}
+    return out
+
+
+def write_decisions(decisions: dict[str, dict[str, Any]], path: str | os.PathLike[str] = DEFAULT_POLICY_PATH
+                    ) -> EscalationPolicy:
+    """Merge per-task decision thresholds and margins into the policy file (other settings kept)."""
+    policy = EscalationPolicy.load(path) if Path(path).exists() else EscalationPolicy()
+    for task, d in decisions.items():
+        policy.task_decisions[task] = {"threshold": round(float(d["threshold"]), 4), "margin": round(float(d["margin"]), 4)}
     policy.save(path)
     return policy

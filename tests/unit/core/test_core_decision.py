@@ -177,3 +177,34 @@ def test_a_repeated_block_is_a_loop_and_varied_text_is_not() -> None:
     assert _looping([7] * 32, 32)
     assert not _looping(list(range(40)), 32)
     assert not _looping([1, 2, 3] * 5 + list(range(100, 120)), 32)
+
+
+# --- calibrate --decision ----------------------------------------------------------------------------
+class ScoringRuntime:
+    """Scores a decision from a fixed table (the real one reads llama.cpp's logits)."""
+
+    def __init__(self, p_by_text: dict[str, float]):
+        self.p = p_by_text
+
+    def score_decision(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"p_call": self.p[messages[-1]["content"]]}
+
+
+def test_calibrate_decisions_fits_a_threshold_and_margin_per_task(tmp_path: Path) -> None:
+    from slm_agents.dataset import calibrate_decisions, write_decisions
+    from slm_agents.evaluate import EvalCase
+
+    p = {f"call {i}": 0.3 + i / 100 for i in range(10)} | {f"chat {i}": 0.1 + i / 100 for i in range(10)}
+    cases = [EvalCase(user(t), [WEATHER], [{"name": "get_weather", "arguments": {}}] if t.startswith("call") else [],
+                      task="lookup") for t in p]
+    cases += [EvalCase(user("call 0"), [WEATHER], [{"name": "get_weather", "arguments": {}}], task="one-sided")]
+    got = calibrate_decisions(ScoringRuntime(p), cases)
+    assert set(got) == {"lookup"}  # a task with one kind of turn cannot be calibrated
+    assert got["lookup"]["balanced_accuracy"] == 1.0 and 0.19 < got["lookup"]["threshold"] <= 0.3
+    path = tmp_path / "policy.json"
+    EscalationPolicy(llm_tasks={"x"}).save(path)
+    policy = write_decisions(got, path)
+    assert EscalationPolicy.load(path).task_decisions["lookup"]["threshold"] == policy.task_decisions["lookup"]["threshold"]
+    assert EscalationPolicy.load(path).llm_tasks == {"x"}
+    with pytest.raises(InvalidRequest, match="cannot score"):
+        calibrate_decisions(object(), cases)
