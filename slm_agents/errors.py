@@ -8,7 +8,8 @@ Every error derives from one root, so ``except SLMAgentsError`` catches them all
     ├── InvalidRequest         bad messages, tools, tool_choice or sampling options
     ├── ToolCallError          a tool call does not parse or does not match its schema
     ├── GenerationError        the model failed while generating (includes timeouts)
-    │   └── GenerationTimeout
+    │   ├── GenerationTimeout
+    │   └── BadServerResponse  a server answered with something that is not a valid response
     └── CaptureError           the capture store cannot be opened or written
 
 Each message says what to do next.
@@ -24,6 +25,7 @@ __all__ = [
     "ToolCallError",
     "GenerationError",
     "GenerationTimeout",
+    "BadServerResponse",
     "CaptureError",
     "missing_extra",
 ]
@@ -65,6 +67,10 @@ class GenerationError(SLMAgentsError):
 
 class GenerationTimeout(GenerationError, TimeoutError):
     """Generation did not finish within the configured timeout."""
+
+
+class BadServerResponse(GenerationError):
+    """A server's answer is not a valid chat completion (not JSON, missing fields, a garbage stream)."""
 
 
 class CaptureError(SLMAgentsError):

@@ -9,14 +9,23 @@ how the frontier LLM is reached when a step escalates.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-from ..errors import GenerationError, GenerationTimeout, InvalidRequest, RuntimeUnavailable
+from ..errors import (
+    BadServerResponse,
+    GenerationError,
+    GenerationTimeout,
+    InvalidRequest,
+    RuntimeUnavailable,
+    SLMAgentsError,
+)
 from ..toolcalls import ToolChoice, validate_tool_call
 from ..types import Completion, Message, StreamChunk, ToolCallDelta, Usage
 from .base import BaseRuntime, Request, prepare_request
@@ -34,8 +43,9 @@ class OpenAICompatRuntime(BaseRuntime):
         base_url: The endpoint (e.g. ``http://127.0.0.1:8080/v1``); defaults to ``OPENAI_BASE_URL``
             or OpenAI's own.
         api_key: Defaults to ``OPENAI_API_KEY``, or a placeholder for local servers that need none.
-        timeout: Seconds before a request is abandoned (raises :class:`GenerationTimeout`).
-        max_retries: Retries on connection errors, 429 and 5xx, with backoff (by the SDK).
+        timeout: Seconds the whole request may take, retries and a slowly dripping answer
+            included (raises :class:`GenerationTimeout`); a call's ``timeout=`` overrides it.
+        max_retries: Retries on connection errors, 429 and 5xx, with backoff, within ``timeout``.
         logprobs: Ask for token log-probabilities to compute a confidence (servers differ in
             whether they return them for tool calls).
         default_params: Sampling defaults merged under each call's options.
@@ -123,17 +133,109 @@ class OpenAICompatRuntime(BaseRuntime):
             kwargs["logprobs"] = True
         return kwargs
 
+    # -- deadlines -----------------------------------------------------------------------------
+    # The SDK's timeout bounds each read, so a server dripping bytes could hold a call for ever:
+    # we read the body ourselves against one deadline and retry only while time remains.
+    def _budget(self, kwargs: dict[str, Any]) -> float:
+        budget = kwargs.pop("timeout", None)
+        return float(self.timeout if budget is None else budget)
+
+    def _where(self) -> str:
+        return self.base_url or "api.openai.com"
+
+    def _timeout(self, budget: float) -> GenerationTimeout:
+        return GenerationTimeout(f"{self._where()} did not answer within {budget}s (retries included); "
+                                 "raise timeout= or check the server")
+
+    def _retry_wait(self, e: Exception, attempt: int, deadline: float) -> float | None:
+        """Seconds to wait before retrying after ``e``, or None when not to retry."""
+        import openai
+
+        retryable = isinstance(e, (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError))
+        if isinstance(e, openai.APIStatusError) and e.status_code in (408, 409):
+            retryable = True
+        if not retryable or attempt >= self.max_retries:
+            return None
+        wait = min(0.5 * 2 ** attempt, 8.0)
+        return wait if time.monotonic() + wait < deadline else None
+
+    def _post_sync(self, kwargs: dict[str, Any], budget: float) -> Any:
+        deadline = time.monotonic() + budget
+        attempt = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._timeout(budget)
+            client = self._sync_client().with_options(max_retries=0, timeout=remaining)
+            try:
+                with client.chat.completions.with_streaming_response.create(**kwargs) as response:
+                    body = bytearray()
+                    for part in response.iter_bytes():
+                        body += part
+                        if time.monotonic() > deadline:
+                            raise self._timeout(budget)
+                return _parse_body(bytes(body), self._where())
+            except SLMAgentsError:
+                raise
+            except Exception as e:  # noqa: BLE001 - every failure becomes a typed error
+                if time.monotonic() >= deadline:
+                    raise self._timeout(budget) from e
+                wait = self._retry_wait(e, attempt, deadline)
+                if wait is None:
+                    raise self._translate(e, budget) from e
+                time.sleep(wait)
+                attempt += 1
+
+    async def _post_async(self, kwargs: dict[str, Any], budget: float) -> Any:
+        deadline = time.monotonic() + budget
+        attempt = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._timeout(budget)
+            client = self._async_client().with_options(max_retries=0, timeout=remaining)
+
+            async def once(client: Any = client) -> bytes:
+                async with client.chat.completions.with_streaming_response.create(**kwargs) as response:
+                    body = bytearray()
+                    async for part in response.iter_bytes():
+                        body += part
+                    return bytes(body)
+
+            try:
+                body = await asyncio.wait_for(once(), remaining)
+                return _parse_body(body, self._where())
+            except SLMAgentsError:
+                raise
+            except (asyncio.TimeoutError, TimeoutError) as e:
+                raise self._timeout(budget) from e
+            except Exception as e:  # noqa: BLE001
+                if time.monotonic() >= deadline:
+                    raise self._timeout(budget) from e
+                wait = self._retry_wait(e, attempt, deadline)
+                if wait is None:
+                    raise self._translate(e, budget) from e
+                await asyncio.sleep(wait)
+                attempt += 1
+
+    def _response(self, req: Request, resp: Any, start: float) -> Completion:
+        try:
+            return self._from_response(req, resp, start)
+        except SLMAgentsError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a malformed answer is the server's fault, typed
+            raise BadServerResponse(f"{self._where()} returned a malformed chat completion "
+                                    f"({type(e).__name__}); check the server and model") from e
+
     # -- sync ---------------------------------------------------------------------------------
     def complete(
         self, messages: list[Message], tools: list[dict] | None = None, tool_choice: Any = None, **sampling: Any
     ) -> Completion:
         req = prepare_request(messages, tools, tool_choice, sampling, extra_keys=frozenset(_EXTRA_BODY_KEYS))
         start = time.perf_counter()
-        try:
-            resp = self._sync_client().chat.completions.create(**self._kwargs(req, stream=False))
-        except Exception as e:
-            raise self._translate(e) from e
-        return self._from_response(req, resp, start)
+        kwargs = self._kwargs(req, stream=False)
+        resp = self._post_sync(kwargs, self._budget(kwargs))
+        return self._response(req, resp, start)
 
     def stream(
         self, messages: list[Message], tools: list[dict] | None = None, tool_choice: Any = None, **sampling: Any
@@ -141,13 +243,34 @@ class OpenAICompatRuntime(BaseRuntime):
         req = prepare_request(messages, tools, tool_choice, sampling, extra_keys=frozenset(_EXTRA_BODY_KEYS))
         start = time.perf_counter()
         acc = _StreamAssembler(self, req, start)
+        kwargs = self._kwargs(req, stream=True)
+        budget = self._budget(kwargs)
+        deadline = time.monotonic() + budget
+        watchdog: threading.Timer | None = None
         try:
-            for chunk in self._sync_client().chat.completions.create(**self._kwargs(req, stream=True)):
+            client = self._sync_client().with_options(timeout=budget)
+            response = client.chat.completions.create(**kwargs)
+            # a server dripping bytes never trips the per-read timeout: close it at the deadline
+            watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), response.close)
+            watchdog.daemon = True
+            watchdog.start()
+            for chunk in response:
+                if time.monotonic() > deadline:
+                    raise self._timeout(budget)
                 out = acc.add(chunk)
                 if out is not None:
                     yield out
-        except Exception as e:
-            raise self._translate(e) from e
+            if time.monotonic() > deadline:
+                raise self._timeout(budget)
+        except SLMAgentsError:
+            raise
+        except Exception as e:  # noqa: BLE001
+            if time.monotonic() >= deadline:
+                raise self._timeout(budget) from e
+            raise self._translate(e, budget) from e
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
         yield acc.finish()
 
     # -- async --------------------------------------------------------------------------------
@@ -156,11 +279,9 @@ class OpenAICompatRuntime(BaseRuntime):
     ) -> Completion:
         req = prepare_request(messages, tools, tool_choice, sampling, extra_keys=frozenset(_EXTRA_BODY_KEYS))
         start = time.perf_counter()
-        try:
-            resp = await self._async_client().chat.completions.create(**self._kwargs(req, stream=False))
-        except Exception as e:
-            raise self._translate(e) from e
-        return self._from_response(req, resp, start)
+        kwargs = self._kwargs(req, stream=False)
+        resp = await self._post_async(kwargs, self._budget(kwargs))
+        return self._response(req, resp, start)
 
     async def astream(
         self, messages: list[Message], tools: list[dict] | None = None, tool_choice: Any = None, **sampling: Any
@@ -168,27 +289,47 @@ class OpenAICompatRuntime(BaseRuntime):
         req = prepare_request(messages, tools, tool_choice, sampling, extra_keys=frozenset(_EXTRA_BODY_KEYS))
         start = time.perf_counter()
         acc = _StreamAssembler(self, req, start)
+        kwargs = self._kwargs(req, stream=True)
+        budget = self._budget(kwargs)
+        deadline = time.monotonic() + budget
         try:
-            response = await self._async_client().chat.completions.create(**self._kwargs(req, stream=True))
-            async for chunk in response:
+            client = self._async_client().with_options(timeout=budget)
+            response = await asyncio.wait_for(client.chat.completions.create(**kwargs), budget)
+            iterator = response.__aiter__()
+            while True:
+                try:
+                    chunk = await asyncio.wait_for(iterator.__anext__(), max(0.0, deadline - time.monotonic()))
+                except StopAsyncIteration:
+                    break
                 out = acc.add(chunk)
                 if out is not None:
                     yield out
-        except Exception as e:
-            raise self._translate(e) from e
+        except SLMAgentsError:
+            raise
+        except (asyncio.TimeoutError, TimeoutError) as e:
+            raise self._timeout(budget) from e
+        except Exception as e:  # noqa: BLE001
+            if time.monotonic() >= deadline:
+                raise self._timeout(budget) from e
+            raise self._translate(e, budget) from e
         yield acc.finish()
 
     # -- responses ----------------------------------------------------------------------------
     def _from_response(self, req: Request, resp: Any, start: float) -> Completion:
         latency = (time.perf_counter() - start) * 1000
-        if not getattr(resp, "choices", None):
+        choices = getattr(resp, "choices", None)
+        if not choices:
             raise GenerationError(f"{self.base_url or 'the server'} returned no choices; check the model name")
-        choice = resp.choices[0]
+        if not isinstance(choices, list) or not isinstance(choices[0], _Obj) or not isinstance(choices[0].message, _Obj):
+            raise BadServerResponse(f"{self._where()} returned choices that are not chat messages")
+        choice = choices[0]
         msg = choice.message
-        raw_calls = [
-            {"id": c.id, "name": c.function.name, "arguments": c.function.arguments or ""}
-            for c in (msg.tool_calls or [])
-        ]
+        raw_calls = []
+        for c in msg.tool_calls or []:
+            fn = c.function if isinstance(c, _Obj) else None
+            if not isinstance(fn, _Obj) or not isinstance(fn.name, str):
+                raise BadServerResponse(f"{self._where()} returned a tool call without a function name")
+            raw_calls.append({"id": c.id, "name": fn.name, "arguments": _arguments_text(fn.arguments)})
         usage = getattr(resp, "usage", None)
         logprobs = _content_logprobs(getattr(choice, "logprobs", None))
         return self._build(
@@ -236,12 +377,12 @@ class OpenAICompatRuntime(BaseRuntime):
             invalid_tool_calls=invalid,
         )
 
-    def _translate(self, e: Exception) -> Exception:
+    def _translate(self, e: Exception, budget: float | None = None) -> Exception:
         import openai
 
         where = self.base_url or "api.openai.com"
         if isinstance(e, openai.APITimeoutError):
-            return GenerationTimeout(f"{where} did not answer within {self.timeout}s; raise timeout= or check the server")
+            return self._timeout(self.timeout if budget is None else budget)
         if isinstance(e, openai.APIConnectionError):
             return RuntimeUnavailable(f"cannot reach {where}: {e}. Start the server or fix base_url=")
         if isinstance(e, openai.AuthenticationError):
@@ -252,6 +393,9 @@ class OpenAICompatRuntime(BaseRuntime):
             return InvalidRequest(f"{where} rejected the request: {e}")
         if isinstance(e, openai.APIError):
             return GenerationError(f"{where} failed: {e}")
+        if isinstance(e, (ValueError, TypeError, AttributeError, KeyError, IndexError, UnicodeError)):
+            # the SDK parsing a body that is not what the API promises (e.g. a garbage stream)
+            return BadServerResponse(f"{where} sent a malformed response ({type(e).__name__}); check the server")
         return e
 
 
@@ -286,7 +430,7 @@ class _StreamAssembler:
             slot = self.calls.setdefault(tc.index, {"id": None, "name": "", "arguments": ""})
             fn = tc.function
             name = getattr(fn, "name", None) if fn else None
-            args = (getattr(fn, "arguments", None) or "") if fn else ""
+            args = _arguments_text(getattr(fn, "arguments", None)) if fn else ""
             if tc.id:
                 slot["id"] = tc.id
             if name and name != slot["name"]:
@@ -318,6 +462,50 @@ class _StreamAssembler:
             model=self.model,
         )
         return StreamChunk(finish_reason=completion.finish_reason, completion=completion)
+
+
+class _Obj:
+    """A JSON object read with attribute access; a missing field reads as None."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.__dict__.update(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return None
+
+
+def _parse_body(body: bytes, where: str) -> _Obj:
+    try:
+        data = json.loads(body, object_hook=_Obj)
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
+        raise BadServerResponse(f"{where} answered with a body that is not JSON ({len(body)} bytes); "
+                                "check base_url= points at an OpenAI-compatible /v1 endpoint") from e
+    if not isinstance(data, _Obj):
+        raise BadServerResponse(f"{where} answered with JSON that is not a chat completion object")
+    return data
+
+
+def _arguments_text(arguments: Any) -> str:
+    """Tool-call arguments as JSON text: some servers send an object instead of a string."""
+    if arguments is None:
+        return ""
+    if isinstance(arguments, str):
+        return arguments
+    if isinstance(arguments, _Obj):
+        arguments = _plain(arguments)
+    if isinstance(arguments, (dict, list)):
+        return json.dumps(_plain(arguments), ensure_ascii=False)
+    return str(arguments)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, _Obj):
+        return {k: _plain(v) for k, v in vars(value).items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def _wire_messages(messages: list[Message]) -> list[Message]:

@@ -224,8 +224,14 @@ def test_translate_maps_sdk_errors(error: Exception, ours: type, fragment: str) 
 
 def test_translate_leaves_other_errors_alone() -> None:
     rt = OpenAICompatRuntime("m")
-    e = KeyError("x")
+    e = RuntimeError("x")
     assert rt._translate(e) is e
+
+
+def test_translate_types_parsing_errors_from_a_malformed_body() -> None:
+    from slm_agents.errors import BadServerResponse
+
+    assert isinstance(OpenAICompatRuntime("m")._translate(KeyError("x")), BadServerResponse)
 
 
 def test_repr_never_shows_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
