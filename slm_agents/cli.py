@@ -68,6 +68,8 @@ def models(model_path: str | None, as_json: bool) -> None:
 @click.option("--max-fixes", type=int, default=2, show_default=True, help="Most query-fixer attempts per question.")
 @click.option("--threads", type=int, default=None,
               help="llama.cpp threads (default: every core, or 1 when the machine is already busy).")
+@click.option("--lora", "lora_path", type=click.Path(dir_okay=False), default=None,
+              help="Run the SLM parts with this LoRA adapter (adapter.gguf from slm-agents finetune).")
 def demo(
     model_path: str | None,
     base_url: str | None,
@@ -77,6 +79,7 @@ def demo(
     no_capture: bool,
     max_fixes: int,
     threads: int | None,
+    lora_path: str | None,
 ) -> None:
     """The Query Writer agent (NVIDIA's SLM paper) on a shipped SQLite database, every call captured.
 
@@ -89,13 +92,15 @@ def demo(
     from .demo import llm_from_env, run_demo, show_loop, slm_runtimes
 
     started = time.perf_counter()
+    if base_url and lora_path:
+        raise click.UsageError("--lora runs on the in-process model: drop --base-url (or load the adapter in that server)")
     if base_url:
         from .runtimes.openai_compat import OpenAICompatRuntime
 
         slm: Any = OpenAICompatRuntime(model=model_name or "default", base_url=base_url)
         slm_name = f"{slm.model_name} ({slm.name})"
     else:
-        slm = slm_runtimes(model_path, n_threads=threads)
+        slm = slm_runtimes(model_path, n_threads=threads, lora_path=lora_path)
         first = next(iter(slm.values()))
         n = first.llama.n_threads if hasattr(first.llama, "n_threads") else "?"
         slm_name = f"{first.model_name} ({first.name}, one context per part, {n} thread(s))"

@@ -78,7 +78,9 @@ def llm_from_env(environ: dict[str, str] | None = None) -> Any:
     )
 
 
-def slm_runtimes(model_path: str | None = None, *, n_ctx: int = 1024, n_threads: int | None = None) -> dict[str, Any]:
+def slm_runtimes(
+    model_path: str | None = None, *, n_ctx: int = 1024, n_threads: int | None = None, lora_path: str | None = None
+) -> dict[str, Any]:
     """One in-process llama.cpp runtime per SLM part, all on the same GGUF file.
 
     The weights are memory-mapped once; each part gets its own llama.cpp context (``seed`` only
@@ -92,6 +94,7 @@ def slm_runtimes(model_path: str | None = None, *, n_ctx: int = 1024, n_threads:
         n_threads: Decoding threads. None: every core, or one when the machine is already busy
             (load average at or above the core count), since llama.cpp threads spin-wait for each
             other and oversubscribed cores make every step many times slower.
+        lora_path: A LoRA adapter (``adapter.gguf`` from ``slm-agents finetune``) every part runs with.
     """
     from .runtimes.llamacpp import LlamaCppRuntime
 
@@ -99,7 +102,7 @@ def slm_runtimes(model_path: str | None = None, *, n_ctx: int = 1024, n_threads:
         cores = os.cpu_count() or 1
         busy = hasattr(os, "getloadavg") and os.getloadavg()[0] >= cores
         n_threads = 1 if busy else cores
-    return {part: LlamaCppRuntime(model_path, n_ctx=n_ctx, n_threads=n_threads, seed=i)
+    return {part: LlamaCppRuntime(model_path, n_ctx=n_ctx, n_threads=n_threads, seed=i, lora_path=lora_path)
             for i, part in enumerate(PARTS)}
 
 

@@ -45,6 +45,8 @@ __all__ = [
     "evaluate",
     "choose_threshold",
     "compare_calls",
+    "Candidate",
+    "recommend_candidate",
 ]
 
 
@@ -335,3 +337,35 @@ def _task_report(task: str, rs: list[CaseResult], cases: list[EvalCase], max_wro
         coverage=coverage,
         recommendation=recommendation,
     )
+
+
+@dataclass
+class Candidate:
+    """One model to compare in ``slm-agents eval``: a GGUF file, optionally with a LoRA adapter.
+
+    Example:
+        >>> Candidate("base", None, None, 0).label
+        'base'
+    """
+
+    label: str
+    model_path: str | None
+    lora_path: str | None
+    size_bytes: int
+
+
+def recommend_candidate(
+    reports: dict[str, EvalReport], candidates: list[Candidate], task: str
+) -> Candidate | None:
+    """The smallest candidate (model file plus adapter, in bytes) that can take ``task``.
+
+    "Can take" is the evaluation's own verdict: a recommendation other than ``"keep on LLM"``
+    (readiness at the move target, or a confidence threshold that keeps wrong answers under
+    ``max_wrong_rate``). Among equal sizes the higher readiness wins. None: no candidate does.
+    """
+    fit = []
+    for c in candidates:
+        t = reports[c.label].tasks.get(task)
+        if t is not None and t.recommendation != "keep on LLM":
+            fit.append((c.size_bytes, -t.readiness, c.label, c))
+    return min(fit)[3] if fit else None
