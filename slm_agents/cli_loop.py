@@ -25,10 +25,18 @@ _task_option = click.option("--task", "task_id", default=None, help="Only this t
 _json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 
 
-def _runtime_options(f: Any) -> Any:
+def _runtime_options(f: Any, candidates: bool = False) -> Any:
+    model = (
+        [click.option("--model-path", "model_path", type=click.Path(dir_okay=False), multiple=True,
+                      help="GGUF file to replay on (default: the packaged SmolLM2); repeat to compare models."),
+         click.option("--lora", "lora_paths", type=click.Path(dir_okay=False), multiple=True,
+                      help="Also compare the (first) model with this LoRA adapter (adapter.gguf); repeatable.")]
+        if candidates else
+        [click.option("--model-path", type=click.Path(dir_okay=False), default=None,
+                      help="GGUF file to replay on (default: the packaged SmolLM2).")]
+    )
     for option in reversed([
-        click.option("--model-path", type=click.Path(dir_okay=False), default=None,
-                     help="GGUF file to replay on (default: the packaged SmolLM2)."),
+        *model,
         click.option("--base-url", default=None, help="Replay on an OpenAI-compatible server instead."),
         click.option("--model", "model_name", default=None, help="Model name on that server."),
         click.option("--cases", "cases_path", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -54,7 +62,12 @@ def _open(db_path: str | None, *, write: bool = True) -> Any:
     return open_capture_file(db_path, write=write)  # one-line errors: missing, not SQLite, newer schema
 
 
-def make_runtime(model_path: str | None, base_url: str | None, model_name: str | None) -> Any:
+def _candidate_options(f: Any) -> Any:
+    return _runtime_options(f, candidates=True)
+
+
+def make_runtime(model_path: str | None, base_url: str | None, model_name: str | None,
+                 lora_path: str | None = None) -> Any:
     """The runtime to replay on: an OpenAI-compatible server, else in-process llama.cpp."""
     if base_url:
         from .runtimes.openai_compat import OpenAICompatRuntime
@@ -62,7 +75,7 @@ def make_runtime(model_path: str | None, base_url: str | None, model_name: str |
         return OpenAICompatRuntime(model=model_name or "default", base_url=base_url)
     from .runtimes.llamacpp import LlamaCppRuntime
 
-    return LlamaCppRuntime(model_path)
+    return LlamaCppRuntime(model_path, lora_path=lora_path)
 
 
 def _fmt(value: Any, pct: bool = False) -> str:
@@ -194,17 +207,17 @@ def _load(db_path: str | None, task_id: str | None, cases_path: str | None, limi
 
 def _replay(db_path: str | None, task_id: str | None, cases_path: str | None, limit: int | None,
             model_path: str | None, base_url: str | None, model_name: str | None, max_tokens: int,
-            max_wrong: float) -> Any:
+            max_wrong: float, lora_path: str | None = None, cases: list[Any] | None = None) -> Any:
     from .evaluate import evaluate
 
-    cases = _load(db_path, task_id, cases_path, limit)
+    cases = cases if cases is not None else _load(db_path, task_id, cases_path, limit)
     if not cases:
         raise click.ClickException(
             "no cases to evaluate: no successful LLM calls captured"
             + (f" for task {task_id!r}" if task_id else "")
             + ". Capture some (route 'llm'), or pass --cases FILE.jsonl."
         )
-    runtime = make_runtime(model_path, base_url, model_name)
+    runtime = make_runtime(model_path, base_url, model_name, lora_path)
     show = sys.stderr.isatty()
 
     def progress(done: int, total: int) -> None:
@@ -217,19 +230,55 @@ def _replay(db_path: str | None, task_id: str | None, cases_path: str | None, li
 @click.command("eval")
 @_db_option
 @_task_option
-@_runtime_options
+@_candidate_options
 @click.option("--max-wrong", type=float, default=0.02, show_default=True,
               help="Target share of wrong answers the SLM may keep, for the recommended threshold.")
 @_json_option
 @one_line_errors
-def eval_command(db_path: str | None, task_id: str | None, model_path: str | None, base_url: str | None,
-                 model_name: str | None, cases_path: str | None, limit: int, max_tokens: int, max_wrong: float,
-                 as_json: bool) -> None:
-    """Replay a task's captured LLM calls through an SLM and report readiness per task."""
+def eval_command(db_path: str | None, task_id: str | None, model_path: tuple[str, ...], lora_paths: tuple[str, ...],
+                 base_url: str | None, model_name: str | None, cases_path: str | None, limit: int, max_tokens: int,
+                 max_wrong: float, as_json: bool) -> None:
+    """Replay a task's captured LLM calls through an SLM and report readiness per task.
+
+    Several --model-path/--lora candidates are replayed on the same cases and compared side by
+    side, with the smallest one that can take each task.
+    """
+    from .evaluate import recommend_candidate
+
+    candidates = _candidates(model_path, lora_paths, base_url)
     try:
-        report = _replay(db_path, task_id, cases_path, limit, model_path, base_url, model_name, max_tokens, max_wrong)
+        if len(candidates) == 1:
+            c = candidates[0]
+            report = _replay(db_path, task_id, cases_path, limit, c.model_path, base_url, model_name, max_tokens,
+                             max_wrong, c.lora_path)
+        else:
+            cases = _load(db_path, task_id, cases_path, limit)
+            reports = {c.label: _replay(db_path, task_id, cases_path, limit, c.model_path, base_url, model_name,
+                                        max_tokens, max_wrong, c.lora_path, cases) for c in candidates}
     except SLMAgentsError as e:
         raise _fail(e) from e
+    if len(candidates) > 1:
+        tasks = sorted({t for r in reports.values() for t in r.tasks})
+        best = {t: recommend_candidate(reports, candidates, t) for t in tasks}
+        if as_json:
+            click.echo(json.dumps({
+                "candidates": [{"label": c.label, "model_path": c.model_path, "lora_path": c.lora_path,
+                                "size_bytes": c.size_bytes} for c in candidates],
+                "reports": {k: r.to_dict() for k, r in reports.items()},
+                "recommended": {t: (b.label if b else None) for t, b in best.items()},
+            }, indent=2, default=str))
+            return
+        rows = [[t, c.label, str(r.tasks[t].n), _fmt(r.tasks[t].tool_name_accuracy, True),
+                 _fmt(r.tasks[t].args_exact_match, True), _fmt(r.tasks[t].abstention_accuracy, True),
+                 _fmt(r.tasks[t].readiness, True), r.tasks[t].recommendation, f"{c.size_bytes / 1e6:.0f} MB"]
+                for t in tasks for c in candidates if t in (r := reports[c.label]).tasks]
+        click.echo(_table(rows, ["task", "candidate", "n", "tool", "args", "abstain", "ready", "recommendation",
+                                 "size"]))
+        click.echo("")
+        for t, b in best.items():
+            click.echo(f"{t}: " + (f"use {b.label} (the smallest that can take it)" if b
+                                   else "keep on LLM (no candidate can take it)"))
+        return
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, default=str))
         return
@@ -239,6 +288,35 @@ def eval_command(db_path: str | None, task_id: str | None, model_path: str | Non
              _fmt(t.threshold)] for t in report.tasks.values()]
     click.echo(_table(rows, ["task", "n", "tool", "args", "schema", "abstain", "p50 ms", "tok/s", "ready",
                              "recommendation", "threshold"]))
+
+
+def _candidates(model_paths: tuple[str, ...], lora_paths: tuple[str, ...], base_url: str | None) -> list[Any]:
+    """Each --model-path, then the first (or default) model with each --lora."""
+    import os
+
+    from .evaluate import Candidate
+
+    if base_url and (len(model_paths) > 1 or lora_paths):
+        raise click.ClickException("--base-url replays one server model: drop --model-path/--lora, or --base-url")
+    models: list[str | None] = list(model_paths) or [None]
+
+    def size(path: str | None) -> int:
+        from .models import default_model_path
+
+        try:
+            return os.path.getsize(path or default_model_path())
+        except (OSError, SLMAgentsError):
+            return 0
+
+    out = [Candidate(os.path.basename(m) if m else "default", m, None, size(m)) for m in models]
+    for lora in lora_paths:
+        out.append(Candidate(f"{out[0].label}+{os.path.basename(os.path.dirname(os.path.abspath(lora)))}"
+                             f"/{os.path.basename(lora)}", models[0], lora, out[0].size_bytes + size(lora)))
+    labels = [c.label for c in out]
+    for i, c in enumerate(out):
+        if labels.count(c.label) > 1:
+            c.label = f"{c.label}#{i + 1}"
+    return out
 
 
 # -- calibrate -------------------------------------------------------------------------------------
