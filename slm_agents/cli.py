@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from . import __version__
+from .cli_capture import FiniteFloat
 from .errors import SLMAgentsError
 
 __all__ = ["cli"]
@@ -127,13 +128,13 @@ def demo(
               help="Capture database (default: $SLM_AGENTS_DB or ./slm_agents.db).")
 @click.option("-o", "--output", default="report.html", show_default=True, type=click.Path(dir_okay=False),
               help="The HTML file to write.")
-@click.option("--price-llm-input", "llm_input", type=float, default=None, envvar="SLM_AGENTS_PRICE_LLM_INPUT",
+@click.option("--price-llm-input", "llm_input", type=FiniteFloat(0.0), default=None, envvar="SLM_AGENTS_PRICE_LLM_INPUT",
               show_envvar=True, help="USD per million tokens (default 2.50).")
-@click.option("--price-llm-output", "llm_output", type=float, default=None, envvar="SLM_AGENTS_PRICE_LLM_OUTPUT",
+@click.option("--price-llm-output", "llm_output", type=FiniteFloat(0.0), default=None, envvar="SLM_AGENTS_PRICE_LLM_OUTPUT",
               show_envvar=True, help="USD per million tokens (default 10.00).")
-@click.option("--price-slm-input", "slm_input", type=float, default=None, envvar="SLM_AGENTS_PRICE_SLM_INPUT",
+@click.option("--price-slm-input", "slm_input", type=FiniteFloat(0.0), default=None, envvar="SLM_AGENTS_PRICE_SLM_INPUT",
               show_envvar=True, help="USD per million tokens (default 0).")
-@click.option("--price-slm-output", "slm_output", type=float, default=None, envvar="SLM_AGENTS_PRICE_SLM_OUTPUT",
+@click.option("--price-slm-output", "slm_output", type=FiniteFloat(0.0), default=None, envvar="SLM_AGENTS_PRICE_SLM_OUTPUT",
               show_envvar=True, help="USD per million tokens (default 0).")
 def report(db_path: str | None, output: str, **prices: float | None) -> None:
     """Write a self-contained HTML report of a capture file: routes over time, tasks, latency, escalations, cost.

@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-__all__ = ["register", "open_capture_file", "one_line_errors", "stats_command", "calls_command", "call_command", "merge_command", "redact_check_command"]
+__all__ = ["register", "open_capture_file", "one_line_errors", "safe_text", "FiniteFloat", "IsoTime", "stats_command", "calls_command", "call_command", "merge_command", "redact_check_command"]
 
 _db_option = click.option(
     "--db", "db_path", type=click.Path(dir_okay=False), default=None, envvar="SLM_AGENTS_DB",
@@ -89,6 +89,69 @@ def _open(db_path: str | None) -> Any:
     return open_capture_file(db_path)
 
 
+# Control characters a terminal would act on (C0 but newline/tab, DEL, C1) and the bidi
+# overrides that reorder text: captured text is printed with them made visible, never obeyed.
+_UNSAFE = {c: f"\\x{c:02x}" for c in [*range(0x00, 0x09), *range(0x0B, 0x20), *range(0x7F, 0xA0)]}
+_UNSAFE.update({c: f"\\u{c:04x}" for c in [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]})
+
+
+def safe_text(text: str) -> str:
+    r"""``text`` with terminal escape codes and bidi overrides shown as ``\x1b``-style escapes.
+
+    Example:
+        >>> safe_text("red \x1b[31mtext")
+        'red \\x1b[31mtext'
+    """
+    return text.translate(_UNSAFE)
+
+
+def _echo(text: str, **kwargs: Any) -> None:
+    click.echo(safe_text(text), **kwargs)
+
+
+class FiniteFloat(click.ParamType):
+    """A float option that refuses NaN, infinities and values outside ``[low, high]``."""
+
+    name = "number"
+
+    def __init__(self, low: float | None = None, high: float | None = None) -> None:
+        self.low, self.high = low, high
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float:
+        import math
+
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number", param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        if (self.low is not None and number < self.low) or (self.high is not None and number > self.high):
+            bounds = f"between {self.low:g} and {self.high:g}" if self.high is not None else f"at least {self.low:g}"
+            self.fail(f"{value!r} must be {bounds}", param, ctx)
+        return number
+
+
+class IsoTime(click.ParamType):
+    """A UTC date or date-time in ISO 8601 (``2025-05-01`` or ``2025-05-01T12:00:00Z``)."""
+
+    name = "iso-date"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        import datetime as dt
+        import re
+
+        text = str(value).strip()
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?(?:Z|[+-]00:?00)?", text):
+            self.fail(f"{value!r} is not an ISO date or date-time such as 2025-05-01 or 2025-05-01T12:00:00Z",
+                      param, ctx)
+        try:
+            dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace(" ", "T"))
+        except ValueError as e:
+            self.fail(f"{value!r} is not a valid date: {e}", param, ctx)
+        return text.replace(" ", "T").rstrip("Z").split("+")[0]
+
+
 def one_line_errors(f: Any) -> Any:
     """Turn database, file and decoding errors escaping a command into one ``Error:`` line.
 
@@ -148,7 +211,7 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 def _price_option(name: str, default_help: str) -> Any:
     return click.option(
-        f"--price-{name.replace('_', '-')}", name, type=float, default=None,
+        f"--price-{name.replace('_', '-')}", name, type=FiniteFloat(0.0), default=None,
         envvar=f"SLM_AGENTS_PRICE_{name.upper()}", show_envvar=True,
         help=f"USD per million tokens ({default_help}).",
     )
@@ -201,7 +264,7 @@ def stats_command(db_path: str | None, as_json: bool, **prices: float | None) ->
         + (f" ({cost['saved_fraction']:.0%})" if cost["saved_fraction"] is not None else "")
         + f" over {cost['slm_calls_kept']} SLM calls kept",
     ]
-    click.echo("\n".join(out))
+    _echo("\n".join(out))
 
 
 def _ms(value: float | None) -> str:
@@ -220,7 +283,7 @@ def _list(db_path: str | None, route: str | None, task: str | None, model: str |
         row["answer"] = (row["content"] or "").replace("\n", " ")[:40] or (
             f"tools: {row['tool_names']}" if row["tool_names"] else ""
         )
-    click.echo(_table(rows, ["id", "ts", "route", "task", "model", "finish_reason", "latency_ms", "tokens", "answer"]))
+    _echo(_table(rows, ["id", "ts", "route", "task", "model", "finish_reason", "latency_ms", "tokens", "answer"]))
 
 
 def _show(db_path: str | None, call_id: str) -> None:
@@ -228,8 +291,8 @@ def _show(db_path: str | None, call_id: str) -> None:
 
     call = read_call(_open(db_path), call_id)
     if call is None:
-        raise click.ClickException(f"no call with id {call_id!r}; list ids with: slm-agents calls")
-    click.echo(json.dumps(call, indent=2, ensure_ascii=False))
+        raise click.ClickException(safe_text(f"no call with id {call_id!r}; list ids with: slm-agents calls"))
+    _echo(json.dumps(call, indent=2, ensure_ascii=False))
 
 
 @click.group("calls", invoke_without_command=True)

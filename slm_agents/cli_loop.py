@@ -53,7 +53,7 @@ def _fail(e: SLMAgentsError) -> click.ClickException:
     return click.ClickException(str(e))
 
 
-from .cli_capture import one_line_errors  # noqa: E402
+from .cli_capture import FiniteFloat, IsoTime, one_line_errors, safe_text  # noqa: E402
 
 
 def _open(db_path: str | None, *, write: bool = True) -> Any:
@@ -121,7 +121,7 @@ def tasks_command(db_path: str | None, recluster: bool, as_json: bool) -> None:
         return
     rows = [[t.id, t.name or "-", str(t.calls), _fmt(t.llm_share, pct=True), str(t.input_tokens + t.output_tokens),
              f"${t.llm_cost_usd:.4f}", t.label[:70]] for t in tasks]
-    click.echo(_table(rows, ["id", "name", "calls", "on LLM", "tokens", "LLM cost", "label"]))
+    click.echo(safe_text(_table(rows, ["id", "name", "calls", "on LLM", "tokens", "LLM cost", "label"])))
 
 
 # -- export ----------------------------------------------------------------------------------------
@@ -132,12 +132,12 @@ def tasks_command(db_path: str | None, recluster: bool, as_json: bool) -> None:
               show_default=True, help="Output format.")
 @click.option("-o", "--output", "out_dir", required=True, type=click.Path(file_okay=False),
               help="Output folder (train.jsonl, validation.jsonl, README.md).")
-@click.option("--val-fraction", type=float, default=0.1, show_default=True, help="Validation share per tool.")
+@click.option("--val-fraction", type=FiniteFloat(0.0, 1.0), default=0.1, show_default=True, help="Validation share per tool.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Split seed.")
 @click.option("--route", "routes", multiple=True, help="Routes to export (default: llm, the teacher's answers).")
 @click.option("--model", "models", multiple=True, help="Only calls answered by this model.")
-@click.option("--since", default=None, help="Only calls at or after this UTC date/time (ISO).")
-@click.option("--until", default=None, help="Only calls before this UTC date/time (ISO).")
+@click.option("--since", type=IsoTime(), default=None, help="Only calls at or after this UTC date/time (ISO).")
+@click.option("--until", type=IsoTime(), default=None, help="Only calls before this UTC date/time (ISO).")
 @click.option("--label", "labels", multiple=True, help="Only calls (or runs) with this label.")
 @click.option("--exclude-label", "exclude_labels", multiple=True, help="Leave out calls (or runs) with this label.")
 @click.option("--max-messages", type=int, default=None, help="Leave out longer conversations.")
@@ -193,7 +193,12 @@ def _load(db_path: str | None, task_id: str | None, cases_path: str | None, limi
 
         per_task: dict[str, int] = {}
         kept = []
-        for case in load_cases(cases_path):
+        try:
+            loaded = load_cases(cases_path)
+        except UnicodeDecodeError as e:
+            raise click.ClickException(f"{cases_path} is not UTF-8 JSONL text (a binary file? byte {e.start}); "
+                                       "pass a .jsonl file with one case per line") from e
+        for case in loaded:
             if task_id and case.task != task_id:
                 continue
             per_task[case.task] = per_task.get(case.task, 0) + 1
@@ -231,7 +236,7 @@ def _replay(db_path: str | None, task_id: str | None, cases_path: str | None, li
 @_db_option
 @_task_option
 @_candidate_options
-@click.option("--max-wrong", type=float, default=0.02, show_default=True,
+@click.option("--max-wrong", type=FiniteFloat(0.0, 1.0), default=0.02, show_default=True,
               help="Target share of wrong answers the SLM may keep, for the recommended threshold.")
 @_json_option
 @one_line_errors
@@ -323,7 +328,7 @@ def _candidates(model_paths: tuple[str, ...], lora_paths: tuple[str, ...], base_
 @click.command("calibrate")
 @_db_option
 @_task_option
-@click.option("--max-wrong", type=float, default=0.02, show_default=True,
+@click.option("--max-wrong", type=FiniteFloat(0.0, 1.0), default=0.02, show_default=True,
               help="Largest share of wrong answers the SLM may keep.")
 @click.option("--from", "source", type=click.Choice(["replay", "shadow"]), default="replay", show_default=True,
               help="Replay captured LLM calls now, or use shadow pairs already captured.")

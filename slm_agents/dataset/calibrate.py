@@ -158,6 +158,26 @@ def calibrate_shadow(db: Database, *, task_id: str | None = None, max_wrong: flo
     return {task: _calibrate(task, "shadow", outs, max_wrong) for task, outs in sorted(outcomes.items())}
 
 
+def _save_keeping_unknown(policy: EscalationPolicy, path: str | os.PathLike[str]) -> None:
+    """Save ``policy``, keeping the file's keys this version does not know (a newer version's)."""
+    import json
+
+    target = Path(path)
+    extra: dict[str, Any] = {}
+    if target.exists():
+        try:
+            raw = json.loads(target.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raw = None
+        if isinstance(raw, dict):
+            known = policy.to_dict()
+            extra = {k: v for k, v in raw.items() if k not in known}
+    policy.save(target)
+    if extra:
+        data = json.loads(target.read_text(encoding="utf-8"))
+        target.write_text(json.dumps({**data, **extra}, indent=2) + "\n", encoding="utf-8")
+
+
 def write_thresholds(
     calibrations: dict[str, Calibration] | Iterable[Calibration],
     path: str | os.PathLike[str] = DEFAULT_POLICY_PATH,
@@ -180,7 +200,7 @@ def write_thresholds(
     for cal in items:
         if cal.threshold is not None:
             policy.task_thresholds[cal.task] = round(float(cal.threshold), 6)
-    policy.save(path)
+    _save_keeping_unknown(policy, path)
     return policy
 
 
@@ -233,5 +253,5 @@ def write_decisions(decisions: dict[str, dict[str, Any]], path: str | os.PathLik
     policy = EscalationPolicy.load(path) if Path(path).exists() else EscalationPolicy()
     for task, d in decisions.items():
         policy.task_decisions[task] = {"threshold": round(float(d["threshold"]), 4), "margin": round(float(d["margin"]), 4)}
-    policy.save(path)
+    _save_keeping_unknown(policy, path)
     return policy
