@@ -241,6 +241,7 @@ def _find_phone(text: str) -> Iterable[Span]:
 
 
 _DIGITS = b"0123456789"
+_DROP_DIGITS = str.maketrans("", "", "0123456789")
 
 #: The built-in detectors, in priority order (an earlier kind wins an overlap).
 DEFAULT_KINDS: dict[str, Callable[[str], Iterable[Span]]] = {
@@ -401,22 +402,38 @@ class Redactor:
         """Non-overlapping ``(start, end, kind)`` findings in ``text``, in order."""
         if len(text) < 6 or not self._finders:
             return ()
-        cacheable = 24 <= len(text) <= 65536
+        cacheable = len(text) <= 65536
         if cacheable:
             hit = self._cache.get(text)
             if hit is not None:
                 return hit
-        raw = text.encode("utf-8", "surrogatepass")
-        digits = len(raw) - len(raw.translate(None, _DIGITS))
+        result = self._resolve(text, None)
+        if cacheable and len(text) >= 24:
+            self._remember(text, result)
+        return result
+
+    def _remember(self, text: str, result: tuple[tuple[int, int, str], ...]) -> None:
+        with self._cache_lock:
+            self._cache[text] = result
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
+    def _resolve(self, text: str, found: dict[str, list[Span]] | None) -> tuple[tuple[int, int, str], ...]:
+        """Findings of every detector, higher priority first; ``found`` holds spans already known
+        per kind (None: run every detector)."""
+        digits = len(text) - len(text.translate(_DROP_DIGITS))
         chosen: list[tuple[int, int, str]] = []  # sorted, non-overlapping
         starts: list[int] = []
         for kind, finder in self._finders:
-            if digits < _MIN_DIGITS.get(kind, 0) and finder is DEFAULT_KINDS.get(kind):
-                continue
-            try:
-                spans = list(finder(text))
-            except Exception:  # noqa: BLE001 - a broken plugin detector must not break capture
-                continue
+            if found is not None and kind in found:
+                spans: Iterable[Span] = found[kind]
+            else:
+                if digits < _MIN_DIGITS.get(kind, 0) and finder is DEFAULT_KINDS.get(kind):
+                    continue
+                try:
+                    spans = list(finder(text))
+                except Exception:  # noqa: BLE001 - a broken plugin detector must not break capture
+                    continue
             for start, end in spans:
                 if not 0 <= start < end <= len(text):
                     continue
@@ -431,13 +448,7 @@ class Redactor:
                 else:
                     starts.insert(at, start)
                     chosen.insert(at, (start, end, kind))
-        result = tuple(chosen)
-        if cacheable:
-            with self._cache_lock:
-                self._cache[text] = result
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-        return result
+        return tuple(chosen)
 
     def session(self) -> RedactionSession:
         """A numbering scope: one per captured call."""
@@ -516,6 +527,10 @@ class RedactionSession:
 
     def json_string(self, value: str) -> str:
         """Redact a JSON document given as a string (tool-call arguments): values only."""
+        if "\\" not in value and not self.redactor.find(value):
+            lowered = value.lower()
+            if not any(word in lowered for word in _SECRET_WORDS):
+                return value  # nothing found in the whole text, no secret-named key: nothing to do
         try:
             parsed = json.loads(value)
         except (ValueError, RecursionError):

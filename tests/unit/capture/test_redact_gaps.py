@@ -143,3 +143,4 @@ def test_task_names_built_from_prompt_text_carry_no_pii(tmp_path):
         tasks = list_tasks(store.db, recluster=True)
     assert tasks
     assert all(EMAIL not in t.label and EMAIL not in t.sample_prompt for t in tasks), [t.label for t in tasks]
+
