@@ -268,8 +268,8 @@ _PART_KEYS = frozenset({"type"})
 _FAST_DEPTH = 48
 # Credential-shaped keys (headers, params): always dropped, whatever the redactor.
 _CREDENTIAL_KEY = re.compile(
-    r"(?i)^(?:proxy-)?authori[sz]ation$|cookie|api[_-]?key|apikey|secret|token|passw|pwd|^x-[\w-]*-key$|"
-    r"^x-amz-security|^(?:private|access)[_-]?key$|^auth$|credential|signature"
+    r"(?i)^(?:proxy-)?authori[sz]ation$|cookie|api[_-]?key$|apikey|secret|passw|^pwd$|^x-[\w-]*-key$|"
+    r"(?:^|[_-])token$|^x-amz-security|^(?:private|access)[_-]?key$|^auth$|credential|signature$"
 )
 
 

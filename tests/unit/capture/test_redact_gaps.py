@@ -80,8 +80,9 @@ def test_params_are_redacted_and_credential_headers_always_dropped(mem_store):
 
     from slm_agents.capture import CaptureStore
 
-    params = {"temperature": 0.1, "extra_headers": {"Authorization": "Bearer abcdefghijklmnopqrstuvwxyz0123",
+    params = {"temperature": 0.1, "max_tokens": 16, "max_completion_tokens": 8, "extra_headers": {"Authorization": "Bearer abcdefghijklmnopqrstuvwxyz0123",
                                                     "X-Api-Key": "secret123", "Cookie": "sid=1",
+                                                    "X-Auth-Token": "t0k3n-value", "access_token": "tok-abc",
                                                     "X-Request-Id": "r1"},
               "user": EMAIL}
     record = {"messages": [{"role": "user", "content": "hi"}], "params": params, "tags": [EMAIL],
@@ -91,6 +92,7 @@ def test_params_are_redacted_and_credential_headers_always_dropped(mem_store):
     row = mem_store.db["calls"].get(cid)
     stored = json.loads(row["params"])
     assert stored["temperature"] == 0.1 and stored["extra_headers"] == {"X-Request-Id": "r1"}
+    assert stored["max_tokens"] == 16 and stored["max_completion_tokens"] == 8
     assert stored["user"] == "<EMAIL_1>" and EMAIL not in row["tags"]
     assert json.loads(row["tool_choice"])["function"]["name"] == "lookup"
     with CaptureStore(Database(memory=True), redactor=None) as raw:  # dropped even with redaction off
