@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -62,6 +61,7 @@ def main() -> None:
     ap.add_argument("--heldout", type=int, default=60)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--micro-batch", type=int, default=2)
     ap.add_argument("--max-steps", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
@@ -71,10 +71,11 @@ def main() -> None:
         store = CaptureStore(db_path, redactor=None)
         capture(store, args.examples, seed=args.seed)
         store.close()
-        config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, max_steps=args.max_steps, seed=args.seed)
+        config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, max_steps=args.max_steps, seed=args.seed,
+                             micro_batch=args.micro_batch)
         started = time.perf_counter()
         result = finetune(open_db(db_path), "support", Path(tmp) / "run", config=config, min_examples=20,
-                          progress=sys.stderr.isatty())
+                          progress=True)
         wall = time.perf_counter() - started
         card = result.card
         train = card["training"]
