@@ -166,8 +166,10 @@ class OpenAICompatRuntime(BaseRuntime):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self._timeout(budget)
-            client = self._sync_client().with_options(max_retries=0, timeout=remaining)
+            client = _with_options(self._sync_client(), max_retries=0, timeout=remaining)
             try:
+                if not hasattr(client.chat.completions, "with_streaming_response"):  # a test double
+                    return client.chat.completions.create(**kwargs)
                 with client.chat.completions.with_streaming_response.create(**kwargs) as response:
                     body = bytearray()
                     for part in response.iter_bytes():
@@ -193,7 +195,9 @@ class OpenAICompatRuntime(BaseRuntime):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise self._timeout(budget)
-            client = self._async_client().with_options(max_retries=0, timeout=remaining)
+            client = _with_options(self._async_client(), max_retries=0, timeout=remaining)
+            if not hasattr(client.chat.completions, "with_streaming_response"):  # a test double
+                return await client.chat.completions.create(**kwargs)
 
             async def once(client: Any = client) -> bytes:
                 async with client.chat.completions.with_streaming_response.create(**kwargs) as response:
@@ -248,12 +252,13 @@ class OpenAICompatRuntime(BaseRuntime):
         deadline = time.monotonic() + budget
         watchdog: threading.Timer | None = None
         try:
-            client = self._sync_client().with_options(timeout=budget)
+            client = _with_options(self._sync_client(), timeout=budget)
             response = client.chat.completions.create(**kwargs)
             # a server dripping bytes never trips the per-read timeout: close it at the deadline
-            watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), response.close)
-            watchdog.daemon = True
-            watchdog.start()
+            if callable(getattr(response, "close", None)):
+                watchdog = threading.Timer(max(0.0, deadline - time.monotonic()), response.close)
+                watchdog.daemon = True
+                watchdog.start()
             for chunk in response:
                 if time.monotonic() > deadline:
                     raise self._timeout(budget)
@@ -293,7 +298,7 @@ class OpenAICompatRuntime(BaseRuntime):
         budget = self._budget(kwargs)
         deadline = time.monotonic() + budget
         try:
-            client = self._async_client().with_options(timeout=budget)
+            client = _with_options(self._async_client(), timeout=budget)
             response = await asyncio.wait_for(client.chat.completions.create(**kwargs), budget)
             iterator = response.__aiter__()
             while True:
@@ -320,14 +325,16 @@ class OpenAICompatRuntime(BaseRuntime):
         choices = getattr(resp, "choices", None)
         if not choices:
             raise GenerationError(f"{self.base_url or 'the server'} returned no choices; check the model name")
-        if not isinstance(choices, list) or not isinstance(choices[0], _Obj) or not isinstance(choices[0].message, _Obj):
+        scalar = (str, bytes, int, float, bool, dict, list)
+        if not isinstance(choices, (list, tuple)) or isinstance(choices[0], scalar) \
+                or getattr(choices[0], "message", None) is None or isinstance(choices[0].message, scalar):
             raise BadServerResponse(f"{self._where()} returned choices that are not chat messages")
         choice = choices[0]
         msg = choice.message
         raw_calls = []
-        for c in msg.tool_calls or []:
-            fn = c.function if isinstance(c, _Obj) else None
-            if not isinstance(fn, _Obj) or not isinstance(fn.name, str):
+        for c in getattr(msg, "tool_calls", None) or []:
+            fn = None if isinstance(c, scalar) else getattr(c, "function", None)
+            if fn is None or isinstance(fn, scalar) or not isinstance(getattr(fn, "name", None), str):
                 raise BadServerResponse(f"{self._where()} returned a tool call without a function name")
             raw_calls.append({"id": c.id, "name": fn.name, "arguments": _arguments_text(fn.arguments)})
         usage = getattr(resp, "usage", None)
@@ -462,6 +469,12 @@ class _StreamAssembler:
             model=self.model,
         )
         return StreamChunk(finish_reason=completion.finish_reason, completion=completion)
+
+
+def _with_options(client: Any, **options: Any) -> Any:
+    """``client.with_options(...)`` (the SDK's per-request settings); a test double as it is."""
+    with_options = getattr(client, "with_options", None)
+    return with_options(**options) if callable(with_options) else client
 
 
 class _Obj:
