@@ -8,7 +8,8 @@
 4. ``promote`` maps the task to the adapter in a policy file; a router step of task ``support``
    then runs with the adapter on the one loaded base model.
 
-By default it is a short run (a few training steps) so it finishes in a couple of minutes; for
+By default it is a short run (two training steps) so it finishes in a few minutes
+(``SLM_AGENTS_COOKBOOK_QUICK=1``: smaller still, for smoke tests); for
 the real thing (about 10 minutes on 2 cores): ``python cookbook/finetune_loop.py --examples 200 --full``.
 Needs: pip install torch==2.13.0 && pip install -e plugins/slm-agents-finetune
 """
@@ -16,6 +17,7 @@ Needs: pip install torch==2.13.0 && pip install -e plugins/slm-agents-finetune
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 from pathlib import Path
 
@@ -42,13 +44,15 @@ def main() -> None:
     store.close()
     print(f"1. captured {args.examples} teacher steps of task 'support' into {work / 'capture.db'}")
 
-    config = TrainConfig(batch_size=8 if args.full else 4, max_steps=None if args.full else 4, lr=2e-4 if args.full else 1e-3)
+    quick = bool(os.environ.get("SLM_AGENTS_COOKBOOK_QUICK")) and not args.full  # the smallest run (smoke tests)
+    config = TrainConfig(batch_size=8 if args.full else 2 if quick else 4, max_steps=None if args.full else 2,
+                         lr=2e-4 if args.full else 1e-3)
     result = finetune(open_db(work / "capture.db"), "support", work / "run", config=config, min_examples=10,
                       progress=False, evaluate_after=False)
     print(f"2. trained {result.card['training']['steps']} steps in {result.card['training']['seconds']:.0f} s: "
           f"{result.adapter}")
 
-    cases = eval_cases(12, seed=1)
+    cases = eval_cases(6 if quick else 12, seed=1)
     base = evaluate(LlamaCppRuntime(), cases, max_tokens=128).tasks["support"]
     tuned_rt = LlamaCppRuntime(lora_path=result.adapter)
     tuned = evaluate(tuned_rt, cases, max_tokens=128).tasks["support"]
