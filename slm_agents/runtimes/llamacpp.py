@@ -166,7 +166,8 @@ class LlamaCppRuntime(BaseRuntime):
             calibration's own threshold); overridable per call.
         lora_path: A LoRA adapter in llama.cpp's GGUF format (what ``slm-agents finetune``
             writes) to run every call with, on the shared base model (loaded once, switched per
-            call without reloading the base); overridable per call. Without it, a router step
+            call without reloading the base); overridable per call (``lora_path=""``: the base
+            weights). Without it, a router step
             runs with the adapter the policy maps its task to (``task_adapters``).
         lora_scale: The adapter's strength (1.0 as trained).
         repetition_guard: Stop generating when the output falls into a loop (the same block of
@@ -277,6 +278,13 @@ class LlamaCppRuntime(BaseRuntime):
     def _adapters(self) -> AdapterSet:
         assert self._loaded.adapters is not None
         return self._loaded.adapters
+
+    @property
+    def active_adapter(self) -> tuple[str, float] | None:
+        """The LoRA adapter ``(resolved path, scale)`` the shared model's context runs with now
+        (None: the base weights). A cached prompt prefix is only valid under the adapter it was
+        computed with, so a prefix-cache key includes it."""
+        return self._adapters.active
 
     def _adapter_for(self, opts: dict[str, Any]) -> tuple[str | None, float]:
         """The adapter a call runs with: per call, else the runtime's, else the routed task's."""

@@ -78,6 +78,10 @@ def test_llama_cpp_loads_the_adapter_and_it_changes_the_output(run: dict[str, An
     assert a == a_again  # switching back to the base gives the base's numbers
     assert max(abs(x - y) for x, y in zip(a, b, strict=True)) > 1e-3
     assert tuned.complete(case.messages, TOOLS, "auto", max_tokens=64).model.endswith("+lora:run")
+    # the identity a prefix-cache key includes: the adapter now active on the shared context
+    assert tuned.active_adapter == (str((run["out"] / "adapter.gguf").resolve()), 1.0)
+    tuned.complete(case.messages, TOOLS, "auto", max_tokens=4, lora_path="")  # per call: the base weights
+    assert tuned.active_adapter is None
 
 
 def test_a_corrupt_adapter_names_the_file(tmp_path: Path) -> None:
