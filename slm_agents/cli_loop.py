@@ -334,13 +334,17 @@ def _candidates(model_paths: tuple[str, ...], lora_paths: tuple[str, ...], base_
               help="Replay captured LLM calls now, or use shadow pairs already captured.")
 @click.option("-o", "--output", "policy_path", type=click.Path(dir_okay=False), default=None,
               help="Policy file to update (default: $SLM_AGENTS_POLICY or ./slm_agents_policy.json).")
+@click.option("--decision", is_flag=True,
+              help="Calibrate the tool_choice='auto' call-or-answer decision instead: per-task threshold and margin.")
 @_runtime_options
 @_json_option
 @one_line_errors
 def calibrate_command(db_path: str | None, task_id: str | None, max_wrong: float, source: str,
-                      policy_path: str | None, model_path: str | None, base_url: str | None, model_name: str | None,
-                      cases_path: str | None, limit: int, max_tokens: int, as_json: bool) -> None:
-    """Choose each task's confidence threshold and write it into the policy file.
+                      policy_path: str | None, decision: bool, model_path: str | None, base_url: str | None,
+                      model_name: str | None, cases_path: str | None, limit: int, max_tokens: int,
+                      as_json: bool) -> None:
+    """Choose each task's confidence threshold (or, with --decision, its call-or-answer threshold and
+    margin) and write it into the policy file.
 
     EscalationPolicy.load(path) reads it; set SLM_AGENTS_POLICY=path for EscalationPolicy.from_env().
     """
@@ -349,6 +353,10 @@ def calibrate_command(db_path: str | None, task_id: str | None, max_wrong: float
     from .dataset import DEFAULT_POLICY_PATH, calibrate_results, calibrate_shadow, write_thresholds
 
     path = policy_path or os.environ.get("SLM_AGENTS_POLICY") or DEFAULT_POLICY_PATH
+    if decision:
+        _calibrate_decisions(db_path, task_id, cases_path, limit, model_path, base_url, model_name, path,
+                                    as_json)
+        return
     try:
         if source == "shadow":
             calibrations = calibrate_shadow(_open(db_path), task_id=task_id, max_wrong=max_wrong)
@@ -368,6 +376,31 @@ def calibrate_command(db_path: str | None, task_id: str | None, max_wrong: float
     click.echo(_table(rows, ["task", "n", "accuracy", "threshold", "kept", "wrong kept", "recommendation"]))
     click.echo(f"\nWrote {sum(c.threshold is not None for c in calibrations.values())} threshold(s) to {path}. "
                f"Use it with EscalationPolicy.load({str(path)!r}) or SLM_AGENTS_POLICY={path}.")
+
+
+def _calibrate_decisions(db_path: str | None, task_id: str | None, cases_path: str | None, limit: int | None,
+                                model_path: str | None, base_url: str | None, model_name: str | None, path: str,
+                                as_json: bool) -> None:
+    from .dataset import calibrate_decisions, write_decisions
+
+    if base_url:
+        raise click.UsageError("--decision scores decisions in-process; drop --base-url (use --model-path)")
+    try:
+        cases = _load(db_path, task_id, cases_path, limit)
+        if not cases:
+            raise click.ClickException("no cases to calibrate on: capture some LLM calls, or pass --cases FILE.jsonl")
+        decisions = calibrate_decisions(make_runtime(model_path, None, model_name), cases)
+        write_decisions(decisions, path)
+    except SLMAgentsError as e:
+        raise _fail(e) from e
+    if as_json:
+        click.echo(json.dumps({"policy": str(path), "task_decisions": decisions}, indent=2))
+        return
+    rows = [[task, str(d["n"]), _fmt(d["balanced_accuracy"], True), _fmt(d["threshold"]), _fmt(d["margin"])]
+            for task, d in decisions.items()]
+    click.echo(_table(rows, ["task", "n", "balanced accuracy", "threshold", "margin"]))
+    click.echo(f"\nWrote {len(decisions)} decision setting(s) to {path} (tasks whose cases all call, or all "
+               "answer, cannot be calibrated and are left out).")
 
 
 def register(group: click.Group) -> None:

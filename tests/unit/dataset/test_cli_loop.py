@@ -142,3 +142,27 @@ def test_export_preference_refuses_filters_it_would_ignore(runner, db_path, tmp_
     assert out.exit_code == 2, out.output
     assert "--since" in out.output and "--exclude-label" in out.output
     assert not (tmp_path / "p").exists()
+
+
+def test_calibrate_decision_writes_task_decisions(runner, tmp_path, monkeypatch) -> None:
+    """--decision scores each case's call-or-answer decision and writes a threshold and margin per task."""
+
+    class Scoring:
+        def score_decision(self, messages, tools):
+            return {"p_call": 0.8 if "weather" in messages[-1]["content"] else 0.2}
+
+    monkeypatch.setattr(cli_loop, "make_runtime", lambda *a, **k: Scoring())
+    tool = {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    lines = [{"messages": [{"role": "user", "content": f"weather in {c}?"}], "tools": [tool],
+              "expected": [{"name": "get_weather", "arguments": {"city": c}}], "task": "w"} for c in "ABCD"]
+    lines += [{"messages": [{"role": "user", "content": f"hello {i}"}], "tools": [tool], "expected": [], "task": "w"}
+              for i in range(4)]
+    cases = tmp_path / "cases.jsonl"
+    cases.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    policy = tmp_path / "policy.json"
+    out = runner.invoke(cli, ["calibrate", "--decision", "--cases", str(cases), "-o", str(policy), "--json"])
+    assert out.exit_code == 0, out.output
+    written = json.loads(policy.read_text())["task_decisions"]["w"]
+    assert 0.2 < written["threshold"] <= 0.8 and written["margin"] >= 0.05
+    bad = runner.invoke(cli, ["calibrate", "--decision", "--cases", str(cases), "--base-url", "http://127.0.0.1:9/v1"])
+    assert bad.exit_code != 0 and "--base-url" in bad.output
