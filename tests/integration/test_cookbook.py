@@ -18,7 +18,8 @@ def test_there_are_recipes() -> None:
 
 @pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
 def test_recipe_runs(recipe: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "SLM_AGENTS_DB": str(tmp_path / "capture.db"), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "SLM_AGENTS_DB": str(tmp_path / "capture.db"), "PYTHONUNBUFFERED": "1",
+           "SLM_AGENTS_COOKBOOK_QUICK": "1"}  # recipes that train keep it to a smoke-sized run
     env.pop("OPENAI_API_KEY", None)
     env.pop("OPENAI_BASE_URL", None)
     proc = subprocess.run(
