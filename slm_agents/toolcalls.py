@@ -221,7 +221,7 @@ def react_grammars(tools: list[dict[str, Any]], choice: ToolChoice) -> tuple[str
 
     Example:
         >>> call, answer = react_grammars(normalize_tools([{"name": "ping"}]), ToolChoice("auto"))
-        >>> '"\\nAction Input: "' in call and "Answer: " in answer
+        >>> "Action Input: " in call and "ping" in call and "Answer: " in answer
         True
     """
     return _react_grammars_cached(_freeze(tools), choice)
