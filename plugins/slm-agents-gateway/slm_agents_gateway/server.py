@@ -58,6 +58,10 @@ def serve(gateway: Gateway, *, host: str = "127.0.0.1", port: int = 8000, shutdo
         raise click.UsageError(
             f"binding to {host} exposes the gateway beyond this machine; pass --api-key KEY "
             f"(or set ${ENV_API_KEY}) so clients must send it, or bind to 127.0.0.1")
+    if not logging.getLogger().handlers:  # the gateway's and the capture store's counts, beside uvicorn's lines
+        logging.basicConfig(format="%(levelname)s:     %(message)s")
+    for name in ("slm_agents_gateway", "slm_agents.capture"):
+        logging.getLogger(name).setLevel(logging.INFO)
     config = uvicorn.Config(gateway.app, host=host, port=port, lifespan="on", access_log=access_log,
                             log_level=log_level, timeout_graceful_shutdown=shutdown_timeout, server_header=False)
     uvicorn.Server(config).run()
@@ -132,9 +136,6 @@ def serve_command(host: str, port: int, model_path: str | None, lora: str | None
             f"(or set ${ENV_API_KEY}) so clients must send it, or bind to 127.0.0.1")
     if bool(llm_base_url) != bool(llm_model):
         raise click.UsageError("--llm-base-url and --llm-model go together: the upstream's address and its model name")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(message)s")
-    logging.getLogger("slm_agents_gateway").setLevel(logging.INFO)
-    logging.getLogger("slm_agents.capture").setLevel(logging.INFO)
     policy = EscalationPolicy.load(policy_path) if policy_path else EscalationPolicy.from_env()
     slm = _slm_runtime(model_path, lora, base_url, model_name, threads, n_ctx)
     llm = None
