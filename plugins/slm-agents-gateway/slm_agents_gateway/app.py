@@ -364,7 +364,9 @@ class Gateway:
         who = "the upstream LLM" if upstream else "the SLM (and no --llm-base-url is set to escalate to)"
         status, kind = (502, "upstream_error") if upstream else (500, "server_error")
         headers = self._headers(step, "llm" if upstream else "slm", reason)
-        return _json(proto.error_body(f"{who} failed: {type(cause).__name__}: {cause}", type=kind,
+        # The cause's own text stays in the capture store: it may name the upstream's address.
+        kept = f"; its error is captured under run id {step.run_id}" if self.store is not None else ""
+        return _json(proto.error_body(f"{who} failed ({type(cause).__name__}){kept}", type=kind,
                                       code="upstream_failed" if upstream else "slm_failed"), status, headers)
 
     def _meta(self, step: _Step, routed: Routed[Any], answer: Completion | None) -> dict[str, Any]:
