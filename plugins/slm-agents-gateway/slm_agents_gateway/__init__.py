@@ -19,9 +19,9 @@ from slm_agents import hookimpl
 
 if TYPE_CHECKING:
     from .app import Gateway, create_app
-    from .server import serve
+    from .server import serve, serving
 
-__all__ = ["Gateway", "create_app", "serve", "register_commands"]
+__all__ = ["Gateway", "create_app", "serve", "serving", "register_commands"]
 
 
 def __getattr__(name: str) -> Any:  # Starlette is imported only when the gateway is used
@@ -29,10 +29,10 @@ def __getattr__(name: str) -> Any:  # Starlette is imported only when the gatewa
         from . import app
 
         return getattr(app, name)
-    if name == "serve":
-        from .server import serve
+    if name in ("serve", "serving"):
+        from . import server
 
-        return serve
+        return getattr(server, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 

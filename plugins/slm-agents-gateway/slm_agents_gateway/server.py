@@ -7,9 +7,14 @@ store, which flushes it and logs its counts.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +25,7 @@ from ._protocol import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_CONCURRENCY
 if TYPE_CHECKING:
     from .app import Gateway
 
-__all__ = ["serve", "serve_command", "is_loopback", "ENV_API_KEY", "ENV_LLM_API_KEY"]
+__all__ = ["serve", "serving", "serve_command", "is_loopback", "ENV_API_KEY", "ENV_LLM_API_KEY"]
 
 logger = logging.getLogger("slm_agents_gateway")
 
@@ -65,6 +70,49 @@ def serve(gateway: Gateway, *, host: str = "127.0.0.1", port: int = 8000, shutdo
     config = uvicorn.Config(gateway.app, host=host, port=port, lifespan="on", access_log=access_log,
                             log_level=log_level, timeout_graceful_shutdown=shutdown_timeout, server_header=False)
     uvicorn.Server(config).run()
+
+
+@contextlib.contextmanager
+def serving(gateway: Gateway, *, host: str = "127.0.0.1", port: int | None = None,
+            startup_timeout: float = 60.0) -> Iterator[str]:
+    """Serve ``gateway`` with uvicorn on a background thread for the block; yields its ``/v1`` base URL.
+
+    For notebooks, scripts and tests; a service runs ``slm-agents serve``. Leaving the block
+    shuts the server down gracefully (and, through the app's lifespan, closes the capture store
+    when the gateway owns it).
+
+    Example:
+        >>> import urllib.request
+        >>> from slm_agents import FakeRuntime
+        >>> from slm_agents_gateway import Gateway
+        >>> with serving(Gateway(FakeRuntime())) as base_url:
+        ...     urllib.request.urlopen(base_url.replace("/v1", "/healthz")).status
+        200
+    """
+    import uvicorn
+
+    if not is_loopback(host) and gateway._api_key is None:
+        raise click.UsageError(f"binding to {host} needs an API key on the Gateway (api_key=...)")
+    if port is None:
+        with socket.socket() as s:
+            s.bind((host, 0))
+            port = int(s.getsockname()[1])
+    config = uvicorn.Config(gateway.app, host=host, port=port, lifespan="on", access_log=False,
+                            log_level="warning", timeout_graceful_shutdown=30, server_header=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=f"slm-agents-gateway:{port}", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + startup_timeout
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise RuntimeError(f"the gateway did not start on {host}:{port}")
+        time.sleep(0.02)
+    try:
+        yield f"http://{host}:{port}/v1"
+    finally:
+        server.should_exit = True
+        thread.join(60)
 
 
 def _slm_runtime(model_path: str | None, lora: str | None, base_url: str | None, model: str | None,

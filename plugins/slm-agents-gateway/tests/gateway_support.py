@@ -6,7 +6,6 @@ import contextlib
 import os
 import socket
 import subprocess
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -44,18 +43,8 @@ def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: fl
 
 @contextlib.contextmanager
 def running_gateway(gateway: Any) -> Iterator[str]:
-    """Serve ``gateway`` with uvicorn on a free loopback port in a thread; yields its /v1 base URL."""
-    import uvicorn
+    """Serve ``gateway`` on a free loopback port (the public ``serving``); yields its /v1 base URL."""
+    from slm_agents_gateway import serving
 
-    port = free_port()
-    config = uvicorn.Config(gateway.app, host="127.0.0.1", port=port, lifespan="on", access_log=False,
-                            log_level="warning", timeout_graceful_shutdown=10)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="gateway-under-test", daemon=True)
-    thread.start()
-    try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.should_exit = True
-        thread.join(30)
+    with serving(gateway) as base:
+        yield base
