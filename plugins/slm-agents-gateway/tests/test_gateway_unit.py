@@ -318,3 +318,37 @@ def test_gateway_serve_refuses_a_public_bind_without_a_key(monkeypatch: pytest.M
     assert result.exit_code == 2 and "--api-key" in result.output
     half = CliRunner().invoke(cli, ["serve", "--llm-base-url", "http://127.0.0.1:1/v1", "--no-capture"])
     assert half.exit_code == 2 and "--llm-model" in half.output
+
+
+# -- hostile input never crashes the gateway ----------------------------------------------------------
+def _json_values() -> Any:
+    from hypothesis import strategies as st
+
+    scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=False) | st.text(max_size=8)
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["role", "content", "type", "function", "name", "parameters", "tool_calls", "x"]),
+        inner, max_size=4), max_leaves=12)
+
+
+def test_gateway_fuzzed_bodies_are_answered_never_crash() -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from slm_agents_gateway._protocol import KNOWN_FIELDS
+
+    gw = Gateway(FakeRuntime(["ok"], cycle=True), store=None)
+    keys = st.sampled_from(sorted(KNOWN_FIELDS) + ["bogus"])
+    body = st.dictionaries(keys, _json_values(), max_size=6).map(lambda d: {"messages": USER, "model": "m", **d})
+
+    with TestClient(gw.app, raise_server_exceptions=False) as client:
+
+        @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+        @given(body)
+        def one(payload: dict[str, Any]) -> None:
+            r = client.post("/v1/chat/completions", content=json.dumps(payload))
+            assert r.status_code in (200, 400), (payload, r.text)
+            if r.status_code == 400:
+                assert r.json()["error"]["type"] == "invalid_request_error"
+
+        one()
+    assert gw.failed == 0 and gw.in_flight == 0
