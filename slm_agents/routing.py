@@ -60,6 +60,29 @@ class Routed(Generic[T]):
         """True when the SLM ran, failed the policy, and the LLM answered instead."""
         return self.route == "llm" and self.verdict is not None and not self.verdict.ok
 
+    def report(self, task: str | None = None) -> dict[str, Any]:
+        """The routing facts every face reports with its answer (one key set for all faces).
+
+        ``route``, ``escalation_reason``, ``escalation_detail`` (what the policy found, when the
+        SLM's answer failed), ``slm_confidence``, ``slm_latency_ms`` (when the SLM ran) and
+        ``task``. LangChain puts them in ``response_metadata``, LlamaIndex in
+        ``additional_kwargs`` and ``raw``, the gateway in its response headers.
+
+        Example:
+            >>> Routed("llm", "route:no_tools", "answer").report("greet")["escalation_reason"]
+            'route:no_tools'
+        """
+        verdict = self.verdict
+        ran = self.slm is not None or self.slm_error is not None
+        return {
+            "route": self.route,
+            "escalation_reason": self.reason,
+            "escalation_detail": verdict.detail if verdict is not None and not verdict.ok else None,
+            "slm_confidence": self.slm.confidence if self.slm is not None else None,
+            "slm_latency_ms": round(self.slm_ms, 3) if ran else None,
+            "task": task,
+        }
+
 
 def _try_slm(
     slm: Callable[[], Completion], adapter: str | None = None

@@ -193,36 +193,14 @@ def record_from_completion(
         >>> from slm_agents.types import Completion
         >>> rec = record_from_completion(Completion(message={"role": "assistant", "content": "hi"}),
         ...                              messages=[{"role": "user", "content": "hello"}], route="slm")
-        >>> rec["content"], rec["route"], rec["valid"]
+        >>> rec["content"], rec["route"], rec.get("valid")
         ('hi', 'slm', None)
     """
-    message = completion.message or {}
-    tool_calls = message.get("tool_calls") or None
-    invalid = completion.invalid_tool_calls
-    record: dict[str, Any] = {
-        "messages": messages,
-        "tools": tools,
-        "tool_choice": tool_choice,
-        "params": dict(params) if params else None,
-        "content": message.get("content"),
-        "tool_calls": tool_calls,
-        "finish_reason": completion.finish_reason,
-        "valid": False if invalid else (True if tool_calls else None),
-        "confidence": completion.confidence,
-        "latency_ms": completion.latency_ms,
-        "ttft_ms": completion.ttft_ms,
-        "input_tokens": completion.usage.input_tokens,
-        "output_tokens": completion.usage.output_tokens,
-        "model": completion.model or None,
-        "runtime": completion.runtime or None,
-    }
-    if invalid:
-        record["metadata"] = {"invalid_tool_calls": invalid}
-    if "metadata" in fields and "metadata" in record:
-        fields = dict(fields)
-        record["metadata"] = {**record["metadata"], **(fields.pop("metadata") or {})}
-    record.update(fields)
-    return record
+    from .records import completion_fields, merge
+
+    request = {"messages": messages, "tools": tools, "tool_choice": tool_choice,
+               "params": dict(params) if params else None}
+    return merge(request, completion_fields(completion), fields)
 
 
 class CaptureStore:
