@@ -17,38 +17,21 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
-from slm_agents.capture import CaptureStore
+from slm_agents.capture import CaptureStore, records
 
-from ._capture import (
-    CALL_IDS,
-    TOOL_OWNERS,
-    BoundedMap,
-    answer_fields,
-    context_fields,
-    error_fields,
-    is_captured_elsewhere,
-    merge,
-    remember_tool_calls,
-    request_fields,
-    resolve_store,
-    tool_fields,
-)
+from ._capture import CALL_IDS, answer_fields, context_fields, request_fields, tool_fields
 
 __all__ = ["SLMCaptureHandler"]
 
 logger = logging.getLogger("langchain_slm.capture")
 
-#: ``_llm_type`` of :class:`~langchain_slm.ChatSLMRouter`: it logs its own steps (``capture=``).
-_ROUTER_TYPE = "chat-slm-router"
-#: (store, run id) -> the handler logging that run: two handlers on one store log a call once.
-_CLAIMS = BoundedMap()
 
 
 class _Call:
     """A chat-model call in flight: references only; converted when it ends."""
 
     __slots__ = ("start", "messages", "params", "metadata", "tags", "parent", "model_requested",
-                 "first", "chunks")  # fmt: skip
+                 "first", "chunks", "step")  # fmt: skip
 
     def __init__(self, messages: Sequence[BaseMessage], params: dict[str, Any], metadata: dict[str, Any],
                  tags: list[str] | None, parent: UUID | None, model_requested: str | None) -> None:  # fmt: skip
@@ -61,6 +44,7 @@ class _Call:
         self.model_requested = model_requested
         self.first: float | None = None
         self.chunks: list[Any] = []
+        self.step: tuple[records.Step, dict[str, Any] | None] | None = None  # a router's step
 
 
 class _Tool:
@@ -99,24 +83,24 @@ class SLMCaptureHandler(BaseCallbackHandler):
     when it ends, converts and queues one record (the store writes in its own thread). It
     runs inline under ``ainvoke``/``astream`` too (no thread hop per event).
 
-    What it does not log, so nothing is logged twice:
+    A :class:`~langchain_slm.ChatSLMRouter` step is recorded whole: the SLM attempt (with the
+    policy's verdict as ``valid``), the LLM answer when the LLM answered, both with the step's
+    ``escalation_reason``, and the escalation linking them (a training pair).
+
+    What it does not log, so nothing is logged twice (the core's
+    :func:`~slm_agents.capture.records.claim` decides):
 
     * calls made inside :class:`~langchain_slm.middleware.SLMRoutingMiddleware`,
       :class:`~langchain_slm.middleware.CaptureMiddleware` or
       :func:`~langchain_slm.graph.escalation_node` when those capture themselves;
-    * :class:`~langchain_slm.ChatSLMRouter` calls and the LLM calls the router makes inside
-      them: the router logs its own steps (the SLM attempt, the LLM answer and the escalation
-      linking them) when given ``capture=``. Pass ``log_routers=True`` to record a router
-      without a capture store as one call per step (the answer the agent got, with its
-      ``route`` and ``escalation_reason``);
-    * a call another ``SLMCaptureHandler`` on the same store already records.
+    * a call or router step another capturer (a second handler, a router's own ``capture=``)
+      already records on the same store.
 
     Args:
         store: A :class:`~slm_agents.capture.CaptureStore`, a file path, or None for
             :func:`~slm_agents.capture.get_default_store` (``$SLM_AGENTS_DB`` or
             ``./slm_agents.db``).
         task: A fixed task label. Default None: the LangGraph node running the call.
-        log_routers: Record :class:`~langchain_slm.ChatSLMRouter` calls (see above). Default False.
 
     Example:
         >>> from langchain_core.language_models.fake_chat_models import FakeListChatModel
@@ -134,25 +118,18 @@ class SLMCaptureHandler(BaseCallbackHandler):
 
     run_inline = True
     raise_error = False
+    ignore_chain = True
     ignore_retriever = True
     ignore_retry = True
     ignore_custom_event = True
 
-    def __init__(self, store: CaptureStore | str | Any = None, *, task: str | None = None,
-                 log_routers: bool = False) -> None:  # fmt: skip
-        self.store = resolve_store(store)
+    def __init__(self, store: CaptureStore | str | Any = None, *, task: str | None = None) -> None:
+        self.store: CaptureStore = records.resolve_store(True if store is None else store)  # type: ignore[assignment]
         self.task = task
-        self.log_routers = log_routers
         self.failures = 0
         self._calls: dict[UUID, _Call] = {}
         self._tools: dict[UUID, _Tool] = {}
-        self._skipped: dict[UUID, bool] = {}  # runs whose descendants are not logged (routers)
-        self._last_tool_step = BoundedMap(1000)  # thread id -> capture id of its last tool-calling call
-
-    @property
-    def ignore_chain(self) -> bool:  # type: ignore[override]
-        """Chain events matter only while a skipped (router) run is in flight."""
-        return not self._skipped
+        self._last_tool_step = records.BoundedMap(1000)  # thread id -> capture id of its last tool-calling call
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until everything recorded so far is written (tests, scripts)."""
@@ -177,18 +154,9 @@ class SLMCaptureHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         try:
-            if parent_run_id is not None and parent_run_id in self._skipped:
-                self._skipped[run_id] = True
-                return
-            if is_captured_elsewhere():
+            if records.is_captured_elsewhere() or not records.claim(self.store, run_id, self):
                 return
             params = kwargs.get("invocation_params") or {}
-            if params.get("_type") == _ROUTER_TYPE:
-                self._skipped[run_id] = True
-                if not self.log_routers:
-                    return
-            if not _CLAIMS.claim((id(self.store), run_id), self):
-                return
             metadata = metadata or {}
             requested = (
                 params.get("model") or params.get("model_name") or metadata.get("ls_model_name")
@@ -208,23 +176,31 @@ class SLMCaptureHandler(BaseCallbackHandler):
         if chunk is not None:
             call.chunks.append(chunk)
 
+    def capture_routed_step(self, run_id: UUID, step: records.Step, answer: dict[str, Any] | None) -> None:
+        """Take the step a :class:`~langchain_slm.ChatSLMRouter` run routed (the router calls
+        this on the handlers of its run); it is logged, with the run's context, when the run ends."""
+        call = self._calls.get(run_id)
+        if call is not None:
+            call.step = (step, answer)
+
     def on_llm_end(self, response: LLMResult, *, run_id: UUID, **kwargs: Any) -> None:
-        self._skipped.pop(run_id, None)
         call = self._calls.pop(run_id, None)
         if call is None:
             return
         try:
             end = time.perf_counter()
+            if call.step is not None:
+                self._log_step(run_id, call)
+                return
             message = _answer(response, call)
             answer = answer_fields(message, llm_output=response.llm_output) if message is not None else {}
             self._log(run_id, call, end, answer)
         except Exception as e:  # noqa: BLE001
             self._failed(e, "on_llm_end")
         finally:
-            _CLAIMS.pop((id(self.store), run_id))
+            records.release(self.store, run_id)
 
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._skipped.pop(run_id, None)
         call = self._calls.pop(run_id, None)
         if call is None:
             return
@@ -234,16 +210,33 @@ class SLMCaptureHandler(BaseCallbackHandler):
             answer = answer_fields(partial) if partial is not None else {}
             answer.pop("finish_reason", None)
             answer.pop("valid", None)
-            self._log(run_id, call, end, {**answer, **error_fields(error)})
+            self._log(run_id, call, end, {**answer, **records.error_fields(error)})
         except Exception as e:  # noqa: BLE001
             self._failed(e, "on_llm_error")
         finally:
-            _CLAIMS.pop((id(self.store), run_id))
+            records.release(self.store, run_id)
+
+    def _context(self, run_id: UUID, call: _Call) -> dict[str, Any]:
+        context = context_fields(call.metadata, tags=call.tags, task=self.task)
+        context["run_id"] = str(run_id)
+        if call.parent is not None:
+            context["parent_run_id"] = str(call.parent)
+        return context
+
+    def _log_step(self, run_id: UUID, call: _Call) -> None:
+        step, answer = call.step  # type: ignore[misc]
+        context = self._context(run_id, call)
+        if self.task is None:  # the router's task label (a call's task=, the node, its default)
+            context.pop("task", None)
+        slm_id, llm_id = records.log_step(self.store, step, answer=answer, context=context)
+        call_id = llm_id if step.llm_answered else slm_id
+        if call_id is not None:
+            CALL_IDS.set(str(run_id), call_id)
 
     def _log(self, run_id: UUID, call: _Call, end: float, answer: dict[str, Any]) -> None:
         params = call.params
         metadata = call.metadata
-        record = merge(
+        record = records.merge(
             request_fields(call.messages, tools=params.get("tools"), tool_choice=params.get("tool_choice"),
                            params=params),
             context_fields(metadata, tags=call.tags, task=self.task),
@@ -266,20 +259,8 @@ class SLMCaptureHandler(BaseCallbackHandler):
         CALL_IDS.set(str(run_id), call_id)
         tool_calls = record.get("tool_calls")
         if tool_calls:
-            remember_tool_calls(call_id, tool_calls)
+            records.remember_tool_calls(call_id, tool_calls)
             self._last_tool_step.set(record.get("thread_id"), call_id)
-
-    # -- chains (only while a router run is in flight: its inner calls are the router's) ----------
-    def on_chain_start(self, serialized: Any, inputs: Any, *, run_id: UUID, parent_run_id: UUID | None = None,
-                       **kwargs: Any) -> None:  # fmt: skip
-        if parent_run_id is not None and parent_run_id in self._skipped:
-            self._skipped[run_id] = True
-
-    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
-        self._skipped.pop(run_id, None)
-
-    def on_chain_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
-        self._skipped.pop(run_id, None)
 
     # -- tools ------------------------------------------------------------------------------------
     def on_tool_start(
@@ -295,9 +276,7 @@ class SLMCaptureHandler(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         try:
-            if is_captured_elsewhere() or (parent_run_id is not None and parent_run_id in self._skipped):
-                return
-            if not _CLAIMS.claim((id(self.store), run_id), self):
+            if records.is_captured_elsewhere() or not records.claim(self.store, run_id, self):
                 return
             name = (serialized or {}).get("name") or kwargs.get("name")
             self._tools[run_id] = _Tool(name, inputs if inputs is not None else input_str,
@@ -321,19 +300,18 @@ class SLMCaptureHandler(BaseCallbackHandler):
         try:
             latency = (time.perf_counter() - tool.start) * 1000
             context = context_fields(tool.metadata, tags=tool.tags, task=self.task)
-            owner = TOOL_OWNERS.get(tool.call_id) if tool.call_id else None
+            context.update(run_id=str(run_id), parent_run_id=str(tool.parent) if tool.parent else None)
+            owner = records.TOOL_OWNERS.get(tool.call_id) if tool.call_id else None
             if owner is None:
                 owner = self._last_tool_step.get(context.get("thread_id"))
-            meta = {**context.pop("metadata", {}), "parent_run_id": str(tool.parent) if tool.parent else None}
-            context.pop("tags", None)
-            self.store.log_tool({
-                "call_id": tool.call_id, "model_call_id": owner, "run_id": str(run_id), "name": tool.name,
-                "arguments": tool.arguments, "latency_ms": latency, **context, **outcome, "metadata": meta,
-            })  # fmt: skip
+            self.store.log_tool(records.tool_record(
+                name=tool.name, arguments=tool.arguments, call_id=tool.call_id, model_call_id=owner,
+                latency_ms=latency, context=context, **outcome,
+            ))  # fmt: skip
         except Exception as e:  # noqa: BLE001
             self._failed(e, "on_tool_end")
         finally:
-            _CLAIMS.pop((id(self.store), run_id))
+            records.release(self.store, run_id)
 
 
 def _join_chunks(chunks: list[Any]) -> AIMessageChunk | None:

@@ -26,12 +26,14 @@ from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import ToolNode
 
+from slm_agents.arguments import resolve_policy
+from slm_agents.capture import records
 from slm_agents.errors import InvalidRequest
 from slm_agents.policy import EscalationPolicy, Verdict
 from slm_agents.types import Completion, Usage
 
 from . import _capture, _convert
-from .middleware.routing import resolve_policy, resolve_slm
+from .middleware.routing import resolve_slm
 
 __all__ = ["escalation_node", "route_after_slm", "create_slm_agent", "message_to_completion", "judge_message"]
 
@@ -213,7 +215,7 @@ def escalation_node(
         ('from the LLM', 'm1', 'llm', 'malformed')
     """
     policy = resolve_policy(policy)
-    store = _capture.resolve_store(capture) if capture not in (None, False) else None
+    store = records.resolve_store(capture)
     tool_spec = _convert.tools_to_openai(tools) if tools else None
     runnable: Runnable[Any, Any] | None = llm
     if llm is not None and tools:
@@ -255,22 +257,22 @@ def escalation_node(
             meta = {**answer.response_metadata, **metadata(last, verdict, label, "llm")}
             new = answer.model_copy(update={"id": last.id or answer.id, "response_metadata": meta})
         if store is not None:
-            base = _capture.merge(
-                _capture.request_fields(history, tools=tool_spec, tool_choice=tool_choice),
-                _capture.graph_context(task=label),
-            )  # fmt: skip
             slm_id = _capture.call_id_for_message(last)
-            slm = None if slm_id else _capture.answer_fields(last)
-            slm_id, llm_id = _capture.log_step(store, base, route="slm" if answer is None else "llm",
-                                               reason=verdict.reason, slm=slm, slm_id=slm_id,
-                                               answer=new if answer is not None else None)  # fmt: skip
+            step = records.Step(
+                request=_capture.request_fields(history, tools=tool_spec, tool_choice=tool_choice),
+                context=_capture.graph_context(task=label),
+                route="slm" if answer is None else "llm", reason=verdict.reason,
+                slm=None if slm_id else {**_capture.answer_fields(last), "valid": False},
+            )  # fmt: skip
+            slm_id, llm_id = records.log_step(store, step, slm_id=slm_id,
+                                              answer=_capture.answer_fields(new) if answer is not None else None)
             capture_id = llm_id or slm_id
             if capture_id:
                 new.response_metadata["capture_id"] = capture_id
         return {messages_key: [new]}
 
     def scope() -> contextlib.AbstractContextManager[None]:
-        return _capture.captured_here() if store is not None else contextlib.nullcontext()
+        return records.captured_here() if store is not None else contextlib.nullcontext()
 
     def escalate(state: Any, config: RunnableConfig) -> dict[str, Any]:
         prepared = prepare(state)
@@ -343,7 +345,7 @@ def create_slm_agent(
     model = slm if isinstance(slm, BaseChatModel) else resolve_slm(slm)
     policy = resolve_policy(policy)
     tools = list(tools)
-    store = _capture.resolve_store(capture) if capture not in (None, False) else None
+    store = records.resolve_store(capture)
     choice = {"tool_choice": tool_choice} if tool_choice is not None else {}
     bound = model.bind_tools(tools, **choice)
     try:

@@ -7,9 +7,9 @@ when the core asks, and reports the outcome in ``response_metadata``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -21,8 +21,10 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from slm_agents.arguments import bad_argument, resolve_policy, split_policy_fields
+from slm_agents.capture import records
 from slm_agents.errors import InvalidRequest
 from slm_agents.policy import EscalationPolicy
 from slm_agents.routing import Routed, arun_routed, run_routed
@@ -35,7 +37,6 @@ __all__ = ["ChatSLMRouter"]
 
 logger = logging.getLogger(__name__)
 
-_POLICY_FIELDS = frozenset(f.name for f in dataclasses.fields(EscalationPolicy))
 #: Call keyword arguments the router reads itself; the rest are the SLM's sampling options.
 _ROUTER_KWARGS = frozenset({"tools", "tool_choice", "task", "structured_output", "stream"})
 _ISOLATED: RunnableConfig = {"callbacks": [], "tags": [], "metadata": {}}
@@ -53,6 +54,7 @@ class _Request:
     stop: list[str] | None
     task: str | None
     structured: dict[str, Any] | None
+    run_manager: Any = None
 
 
 class ChatSLMRouter(BaseChatModel):
@@ -79,8 +81,8 @@ class ChatSLMRouter(BaseChatModel):
     whole answer has been judged.
 
     Args:
-        slm: A :class:`~langchain_slm.ChatSLM` (its sampling options apply) or any core
-            :class:`~slm_agents.runtimes.Runtime`. Default: ``ChatSLM()``, the packaged model.
+        slm: A :class:`~langchain_slm.ChatSLM` (its sampling options apply), a GGUF path or any
+            core :class:`~slm_agents.runtimes.Runtime`. Default: ``ChatSLM()``, the packaged model.
         llm: Any LangChain chat model to escalate to. Default None: nothing escalates; a failed
             SLM answer is returned with ``escalation_reason`` set (an SLM exception is raised).
         policy: The rules. Default: :meth:`EscalationPolicy.from_env` (``SLM_AGENTS_POLICY``).
@@ -89,9 +91,12 @@ class ChatSLMRouter(BaseChatModel):
         shadow: Run both models on every step and answer with the LLM; the SLM's answer is
             kept (and captured) for comparison. Default False.
         task: Default task label. Default None.
-        capture: A capture store (``log``, ``log_completion``, ``link_escalation``, as
-            :class:`slm_agents.capture.CaptureStore`); when set, the SLM attempt and the LLM
-            answer are logged and an escalation links the pair. Default None.
+        capture: A :class:`~slm_agents.capture.CaptureStore`, a file path or ``True`` (the
+            default store): each step (the SLM attempt, the LLM answer and the escalation
+            linking them) is logged there. Default None: a step is logged by the run's
+            :class:`~langchain_slm.SLMCaptureHandler`, when it has one.
+
+    Bad arguments raise :class:`~slm_agents.errors.InvalidRequest` (a ``ValueError``).
 
     Example:
         >>> from langchain_core.language_models.fake_chat_models import FakeMessagesListChatModel
@@ -123,45 +128,30 @@ class ChatSLMRouter(BaseChatModel):
     """Default task label (overridden by a call's ``task=`` or the LangGraph node). Default None."""
 
     capture: Any = Field(default=None, exclude=True)
-    """A capture store to log the SLM attempt and the LLM answer to. Default None."""
+    """Where to log each step besides the run's capture handlers: a store, a path or True
+    (see ``capture`` above). Default None."""
 
-    @model_validator(mode="before")
-    @classmethod
-    def _policy_keywords(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        overrides = {k: v for k, v in data.items() if k in _POLICY_FIELDS}
-        if not overrides:
-            return data
-        data = {k: v for k, v in data.items() if k not in _POLICY_FIELDS}
-        base = data.get("policy") or EscalationPolicy.from_env()
-        if not isinstance(base, EscalationPolicy):
-            raise ValueError(f"policy must be an EscalationPolicy, got {type(base).__name__}")
-        data["policy"] = dataclasses.replace(base, **overrides)
-        return data
-
-    @field_validator("policy")
-    @classmethod
-    def _check_policy(cls, value: Any) -> EscalationPolicy:
-        if not isinstance(value, EscalationPolicy):
-            raise ValueError(f"policy must be an slm_agents EscalationPolicy, got {type(value).__name__}")
-        return value
-
-    @field_validator("slm")
-    @classmethod
-    def _check_slm(cls, value: Any) -> Any:
-        if not isinstance(value, ChatSLM) and not (hasattr(value, "complete") and hasattr(value, "acomplete")):
-            raise ValueError(
-                f"slm must be a ChatSLM or an slm_agents Runtime (with complete/acomplete), got {type(value).__name__}"
+    def __init__(self, **kwargs: Any) -> None:
+        overrides, kwargs = split_policy_fields(kwargs)
+        unknown = set(kwargs) - set(type(self).model_fields)
+        if unknown:
+            raise InvalidRequest(
+                f"ChatSLMRouter got unknown argument(s) {', '.join(sorted(unknown))}; it takes slm=, llm=, "
+                "policy= (and EscalationPolicy fields as keywords), shadow=, task=, capture="
             )
-        return value
-
-    @field_validator("llm")
-    @classmethod
-    def _check_llm(cls, value: Any) -> Any:
-        if value is not None and not isinstance(value, Runnable):
-            raise ValueError(f"llm must be a LangChain chat model, got {type(value).__name__}")
-        return value
+        kwargs["policy"] = resolve_policy(kwargs.get("policy"), **overrides)
+        slm = kwargs.pop("slm", None)
+        if isinstance(slm, (str, os.PathLike)):
+            slm = ChatSLM(model_path=os.fspath(slm))
+        elif slm is not None and not isinstance(slm, ChatSLM) and not (hasattr(slm, "complete") and hasattr(slm, "acomplete")):
+            raise bad_argument("slm", "a ChatSLM, a GGUF path, an slm_agents Runtime or None (the packaged model)", slm)
+        if slm is not None:
+            kwargs["slm"] = slm
+        llm = kwargs.get("llm")
+        if llm is not None and not isinstance(llm, Runnable):
+            raise bad_argument("llm", "a LangChain chat model (or None: never escalate)", llm)
+        kwargs["capture"] = records.resolve_store(kwargs.get("capture"))
+        super().__init__(**kwargs)
 
     # -- LangChain metadata -----------------------------------------------------------------------
     @property
@@ -224,6 +214,7 @@ class ChatSLMRouter(BaseChatModel):
             stop=stop,
             task=str(task) if task is not None else None,
             structured=kwargs.get("structured_output"),
+            run_manager=run_manager,
         )
 
     def _slm_args(self, req: _Request) -> tuple[Any, ...]:
@@ -276,15 +267,8 @@ class ChatSLMRouter(BaseChatModel):
         return _as_ai_message(await self._llm_runnable(req).ainvoke(req.lc_messages, _ISOLATED, **extra))
 
     def _finish(self, routed: Routed[Any], req: _Request) -> ChatResult:
-        verdict = routed.verdict
-        slm_ran = routed.slm is not None or routed.slm_error is not None
-        extra = {
-            "escalation_reason": routed.reason,
-            "escalation_detail": verdict.detail if verdict is not None and not verdict.ok else None,
-            "slm_confidence": routed.slm.confidence if routed.slm is not None else None,
-            "slm_latency_ms": round(routed.slm_ms, 3) if slm_ran else None,
-            "task": req.task,
-        }
+        extra = routed.report(req.task)
+        extra.pop("route")
         if isinstance(routed.result, Completion):
             message = _convert.completion_to_message(routed.result, route=routed.route, **extra)
         else:
@@ -297,26 +281,33 @@ class ChatSLMRouter(BaseChatModel):
 
     # -- capture seam -----------------------------------------------------------------------------
     def _capture(self, routed: Routed[Any], req: _Request, message: AIMessage) -> None:
-        """Log the SLM attempt and the LLM answer to ``capture``; link them on escalation.
+        """Hand the step to the run's capture handlers and log it to ``capture``.
 
+        The step is the SLM attempt, the LLM answer (when the LLM answered) and the escalation
+        linking them. Every :class:`~langchain_slm.SLMCaptureHandler` of the run gets it (and logs
+        it when the run ends); ``capture`` logs it here unless a handler on the same store does.
         Never raises: a failing store must not break the agent (only the error type is logged).
         """
-        store = self.capture
-        if store is None:
-            return
-        base = _capture.merge(
-            {"messages": req.messages, "tools": req.tools, "tool_choice": req.tool_choice,
-             "params": req.sampling or None},
-            _capture.graph_context(task=req.task),
-        )  # fmt: skip
-        slm = _capture.slm_attempt_fields(
-            routed.slm, routed.slm_error, latency_ms=routed.slm_ms, model=self.slm_model_name,
-            valid=routed.verdict.ok if routed.verdict is not None else None,
-        )  # fmt: skip
-        if slm is not None and routed.slm is None:
-            slm["runtime"] = self._slm_runtime_name()
-        answer = message if routed.route in ("llm", "shadow") else None
-        _capture.log_step(store, base, route=routed.route, reason=routed.reason, slm=slm, answer=answer)
+        try:
+            step = records.step_from_routed(
+                routed,
+                records.request_fields(req.messages, tools=req.tools, tool_choice=req.tool_choice,
+                                       params=req.sampling),
+                _capture.graph_context(task=req.task),
+                slm_model=self.slm_model_name, slm_runtime=self._slm_runtime_name(),
+            )  # fmt: skip
+            answer = _capture.answer_fields(message) if step.llm_answered else None
+            run_id = getattr(req.run_manager, "run_id", None)
+            for handler in getattr(req.run_manager, "handlers", None) or ():
+                take = getattr(handler, "capture_routed_step", None)
+                if take is not None:
+                    take(run_id, step, answer)
+            store = self.capture
+            if store is not None and records.claim(store, run_id or id(req), self):
+                records.log_step(store, step, answer=answer)
+                records.release(store, run_id or id(req))
+        except Exception as e:  # noqa: BLE001 - the capture path never breaks the agent
+            logger.warning("slm-agents capture failed (%s); the answer is unaffected", type(e).__name__)
 
     # -- generation -------------------------------------------------------------------------------
     def _generate(

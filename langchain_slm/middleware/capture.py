@@ -18,6 +18,8 @@ from langchain.agents.middleware.types import (
 from langchain_core.messages import BaseMessage, ToolMessage
 from langgraph.errors import GraphBubbleUp
 
+from slm_agents.capture import records
+
 from .. import _capture
 from ..chat_models import ChatSLM
 from .routing import _last_ai_message
@@ -77,7 +79,7 @@ class CaptureMiddleware(AgentMiddleware[AgentState[ResponseT], ContextT, Respons
 
     def __init__(self, store: CaptureStore | str | os.PathLike[str] | None = None) -> None:
         super().__init__()
-        self.store = _capture.resolve_store(store)
+        self.store: CaptureStore = records.resolve_store(True if store is None else store)  # type: ignore[assignment]
 
     # -- model calls -------------------------------------------------------------------------------
     def _log_model(self, request: ModelRequest[Any], start: float, response: Any = None,
@@ -90,12 +92,12 @@ class CaptureMiddleware(AgentMiddleware[AgentState[ResponseT], ContextT, Respons
             answer = _last_ai_message(response) if response is not None else None
             if answer is not None and answer.response_metadata.get("capture_id"):
                 return  # an inner SLMRoutingMiddleware logged this step already
-            record = _capture.merge(
+            record = records.merge(
                 _capture.request_fields(messages, tools=request.tools, tool_choice=request.tool_choice,
                                         params=request.model_settings),
                 _capture.graph_context(),
                 _capture.answer_fields(answer) if answer is not None else None,
-                _capture.error_fields(error) if error is not None else None,
+                records.error_fields(error) if error is not None else None,
             )  # fmt: skip
             record["latency_ms"] = latency
             record["model_requested"] = _model_name(request.model)
@@ -103,9 +105,9 @@ class CaptureMiddleware(AgentMiddleware[AgentState[ResponseT], ContextT, Respons
             if not record.get("route"):
                 record["route"] = "slm" if isinstance(request.model, ChatSLM) else "llm"
             call_id = self.store.log(record)
-            _capture.remember_tool_calls(call_id, record.get("tool_calls"))
+            records.remember_tool_calls(call_id, record.get("tool_calls"))
         except Exception as e:  # noqa: BLE001 - the capture path never breaks the agent
-            _capture.logger.warning("slm-agents capture failed (%s); the answer is unaffected", type(e).__name__)
+            records.logger.warning("slm-agents capture failed (%s); the answer is unaffected", type(e).__name__)
 
     def wrap_model_call(
         self,
@@ -113,10 +115,10 @@ class CaptureMiddleware(AgentMiddleware[AgentState[ResponseT], ContextT, Respons
         handler: Callable[[ModelRequest[ContextT]], ModelResponse[ResponseT]],
     ) -> ModelResponse[ResponseT]:
         """Run the model call and log it (or its error)."""
-        if _capture.is_captured_elsewhere():
+        if records.is_captured_elsewhere():
             return handler(request)
         start = time.perf_counter()
-        with _capture.captured_here():
+        with records.captured_here():
             try:
                 response = handler(request)
             except GraphBubbleUp:
@@ -133,10 +135,10 @@ class CaptureMiddleware(AgentMiddleware[AgentState[ResponseT], ContextT, Respons
         handler: Callable[[ModelRequest[ContextT]], Awaitable[ModelResponse[ResponseT]]],
     ) -> ModelResponse[ResponseT]:
         """Async twin of :meth:`wrap_model_call`."""
-        if _capture.is_captured_elsewhere():
+        if records.is_captured_elsewhere():
             return await handler(request)
         start = time.perf_counter()
-        with _capture.captured_here():
+        with records.captured_here():
             try:
                 response = await handler(request)
             except GraphBubbleUp:
@@ -152,16 +154,12 @@ class CaptureMiddleware(AgentMiddleware[AgentState[ResponseT], ContextT, Respons
         latency = (time.perf_counter() - start) * 1000
         try:
             call = request.tool_call
-            context = _capture.graph_context()
-            context.pop("tags", None)
-            meta = {**context.pop("metadata", {}), "parent_run_id": context.pop("parent_run_id", None)}
-            self.store.log_tool({
-                "call_id": call.get("id"), "model_call_id": _capture.TOOL_OWNERS.get(call.get("id")),
-                "name": call.get("name"), "arguments": call.get("args"), "latency_ms": latency,
-                **context, **outcome, "metadata": meta,
-            })  # fmt: skip
+            self.store.log_tool(records.tool_record(
+                name=call.get("name"), arguments=call.get("args"), call_id=call.get("id"), latency_ms=latency,
+                context=_capture.graph_context(), **outcome,
+            ))  # fmt: skip
         except Exception as e:  # noqa: BLE001
-            _capture.logger.warning("slm-agents capture failed (%s); the tool result is unaffected", type(e).__name__)
+            records.logger.warning("slm-agents capture failed (%s); the tool result is unaffected", type(e).__name__)
 
     def wrap_tool_call(
         self,
@@ -169,10 +167,10 @@ class CaptureMiddleware(AgentMiddleware[AgentState[ResponseT], ContextT, Respons
         handler: Callable[[ToolCallRequest], ToolMessage | Command[Any]],
     ) -> ToolMessage | Command[Any]:
         """Run the tool and log its execution (or its error)."""
-        if _capture.is_captured_elsewhere():
+        if records.is_captured_elsewhere():
             return handler(request)
         start = time.perf_counter()
-        with _capture.captured_here():
+        with records.captured_here():
             try:
                 result = handler(request)
             except GraphBubbleUp:
@@ -189,10 +187,10 @@ class CaptureMiddleware(AgentMiddleware[AgentState[ResponseT], ContextT, Respons
         handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command[Any]]],
     ) -> ToolMessage | Command[Any]:
         """Async twin of :meth:`wrap_tool_call`."""
-        if _capture.is_captured_elsewhere():
+        if records.is_captured_elsewhere():
             return await handler(request)
         start = time.perf_counter()
-        with _capture.captured_here():
+        with records.captured_here():
             try:
                 result = await handler(request)
             except GraphBubbleUp:

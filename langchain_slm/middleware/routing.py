@@ -21,6 +21,8 @@ from langchain.agents.middleware.types import (
 )
 from langchain_core.messages import AIMessage, BaseMessage
 
+from slm_agents.arguments import bad_argument, resolve_policy
+from slm_agents.capture import records
 from slm_agents.policy import EscalationPolicy
 from slm_agents.routing import Routed, arun_routed, run_routed
 
@@ -44,34 +46,10 @@ def resolve_slm(slm: Any) -> ChatSLM:
     if isinstance(slm, ChatSLM):
         return slm
     if isinstance(slm, (str, os.PathLike)):
-        return ChatSLM(model_path=str(slm))
+        return ChatSLM(model_path=os.fspath(slm))
     if hasattr(slm, "complete") and hasattr(slm, "acomplete"):
         return ChatSLM(runtime=slm)
-    raise TypeError(f"slm must be None, a GGUF path, a ChatSLM or an slm_agents Runtime, got {type(slm).__name__}")
-
-
-def resolve_policy(policy: EscalationPolicy | None, **overrides: Any) -> EscalationPolicy:
-    """``policy`` (default :meth:`EscalationPolicy.from_env`) with the non-None ``overrides``."""
-    if policy is None:
-        policy = EscalationPolicy.from_env()
-    if not isinstance(policy, EscalationPolicy):
-        raise TypeError(f"policy must be an slm_agents EscalationPolicy, got {type(policy).__name__}")
-    overrides = {k: v for k, v in overrides.items() if v is not None}
-    return dataclasses.replace(policy, **overrides) if overrides else policy
-
-
-def routed_metadata(routed: Routed[Any], task: str | None) -> dict[str, Any]:
-    """The ``response_metadata`` keys that say how a step was routed (as ChatSLMRouter reports)."""
-    verdict = routed.verdict
-    slm_ran = routed.slm is not None or routed.slm_error is not None
-    return {
-        "route": routed.route,
-        "escalation_reason": routed.reason,
-        "escalation_detail": verdict.detail if verdict is not None and not verdict.ok else None,
-        "slm_confidence": routed.slm.confidence if routed.slm is not None else None,
-        "slm_latency_ms": round(routed.slm_ms, 3) if slm_ran else None,
-        "task": task,
-    }
+    raise bad_argument("slm", "a ChatSLM, a GGUF path, an slm_agents Runtime or None (the packaged model)", slm)
 
 
 @dataclass
@@ -152,7 +130,7 @@ class SLMRoutingMiddleware(AgentMiddleware[AgentState[ResponseT], ContextT, Resp
         self.slm = resolve_slm(slm)
         self.policy = resolve_policy(policy, confidence_threshold=confidence_threshold)
         self.shadow = bool(shadow)
-        self.capture = None if capture is None or capture is False else _capture.resolve_store(capture)
+        self.capture = records.resolve_store(capture)
         self.task = task
 
     # -- the request -------------------------------------------------------------------------------
@@ -175,7 +153,7 @@ class SLMRoutingMiddleware(AgentMiddleware[AgentState[ResponseT], ContextT, Resp
 
     # -- the answer --------------------------------------------------------------------------------
     def _finish(self, routed: Routed[Any], step: _Step) -> ModelCallResult:
-        extra = routed_metadata(routed, step.task)
+        extra = routed.report(step.task)
         if routed.route == "slm":
             message = _convert.completion_to_message(routed.result, **extra)
             if step.name:
@@ -197,14 +175,10 @@ class SLMRoutingMiddleware(AgentMiddleware[AgentState[ResponseT], ContextT, Resp
         assert answer is not None
         if self.capture is None:
             return answer
-        base = _capture.merge(
-            {"messages": step.messages, "tools": step.tools, "tool_choice": step.tool_choice}, step.context,
-        )  # fmt: skip
-        valid = routed.verdict.ok if routed.verdict is not None else None
-        slm = _capture.slm_attempt_fields(routed.slm, routed.slm_error, latency_ms=routed.slm_ms, valid=valid,
-                                          model=self.slm.model_name)  # fmt: skip
-        slm_id, llm_id = _capture.log_step(self.capture, base, route=routed.route, reason=routed.reason,
-                                           slm=slm, answer=llm_message)  # fmt: skip
+        request = records.request_fields(step.messages, tools=step.tools, tool_choice=step.tool_choice)
+        record_step = records.step_from_routed(routed, request, step.context, slm_model=self.slm.model_name)
+        answer_fields = _capture.answer_fields(llm_message) if llm_message is not None else None
+        slm_id, llm_id = records.log_step(self.capture, record_step, answer=answer_fields)
         capture_id = llm_id if llm_message is not None else slm_id
         if capture_id is None:
             return answer
@@ -212,7 +186,7 @@ class SLMRoutingMiddleware(AgentMiddleware[AgentState[ResponseT], ContextT, Resp
         return answer
 
     def _scope(self) -> contextlib.AbstractContextManager[None]:
-        return _capture.captured_here() if self.capture is not None else contextlib.nullcontext()
+        return records.captured_here() if self.capture is not None else contextlib.nullcontext()
 
     # -- hooks -------------------------------------------------------------------------------------
     def wrap_model_call(

@@ -102,8 +102,8 @@ def resolve_store(capture: Any) -> CaptureStore | None:
     """The store ``capture=`` names, the same on every face.
 
     Args:
-        capture: A :class:`~slm_agents.capture.CaptureStore` (or anything with ``log``,
-            ``log_tool`` and ``link_escalation``), a ``sqlite_utils.Database``, a file path,
+        capture: A :class:`~slm_agents.capture.CaptureStore` (or anything with its ``log``),
+            a ``sqlite_utils.Database``, a file path,
             ``True`` (the default store: ``$SLM_AGENTS_DB`` or ``./slm_agents.db``), or
             None/False (no store).
 
@@ -130,7 +130,7 @@ def resolve_store(capture: Any) -> CaptureStore | None:
         return get_default_store(capture)
     if isinstance(capture, Database):
         return CaptureStore(capture)
-    if all(hasattr(capture, attr) for attr in ("log", "log_tool", "link_escalation")):
+    if callable(getattr(capture, "log", None)):
         return capture  # type: ignore[no-any-return]
     raise InvalidRequest(
         "capture= takes a CaptureStore, a file path, True (the default store) or None (no capture), "

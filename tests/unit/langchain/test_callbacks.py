@@ -20,7 +20,7 @@ from sqlite_utils import Database
 from langchain_slm import ChatSLM, ChatSLMRouter
 from langchain_slm.callbacks import SLMCaptureHandler
 from slm_agents.capture import CaptureStore, get_default_store, set_default_store
-from slm_agents.errors import GenerationError
+from slm_agents.errors import GenerationError, InvalidRequest
 from slm_agents.runtimes.fake import FakeRuntime
 
 
@@ -226,12 +226,31 @@ def test_router_logs_its_own_steps_once(store: CaptureStore) -> None:
     assert store.db["escalations"].count == 1
 
 
-def test_log_routers_records_one_row_per_router_step(store: CaptureStore) -> None:
+def test_default_handler_captures_a_router_step_whole(store: CaptureStore) -> None:
+    """No capture= on the router: the run's handler records the SLM attempt, the LLM answer and the link."""
     router = ChatSLMRouter(slm=FakeRuntime([{"tool_calls": [{"name": "nope", "arguments": {}}]}]),
                            llm=FakeLLM(responses=[AIMessage("from the LLM")]))  # fmt: skip
-    router.bind_tools([add]).invoke("2+3", config={"callbacks": [SLMCaptureHandler(store, log_routers=True)]})
-    (row,) = calls(store)
-    assert (row["route"], row["escalation_reason"], row["content"]) == ("llm", "unknown_tool", "from the LLM")
+    handler = SLMCaptureHandler(store)
+    msg = router.bind_tools([add]).invoke("2+3", config={"callbacks": [handler], "tags": ["demo"]})
+    slm, llm = calls(store)
+    assert (slm["route"], slm["escalation_reason"], slm["valid"]) == ("slm", "unknown_tool", 0)
+    assert json.loads(slm["metadata"])["invalid_tool_calls"][0]["name"] == "nope"
+    assert (llm["route"], llm["escalation_reason"], llm["content"]) == ("llm", "unknown_tool", "from the LLM")
+    assert slm["run_id"] == llm["run_id"] and json.loads(llm["tags"]) == ["demo"]
+    (esc,) = store.db["escalations"].rows
+    assert (esc["slm_call_id"], esc["llm_call_id"], esc["reason"]) == (slm["id"], llm["id"], "unknown_tool")
+    assert msg.response_metadata["slm_confidence"] == slm["confidence"] == 1.0 and handler.failures == 0
+
+
+def test_router_capture_takes_a_path(tmp_path: Any) -> None:
+    path = tmp_path / "router.db"
+    router = ChatSLMRouter(slm=FakeRuntime([{"tool_calls": [{"name": "nope", "arguments": {}}]}]),
+                           llm=FakeLLM(responses=[AIMessage("from the LLM")]), capture=str(path))  # fmt: skip
+    router.bind_tools([add]).invoke("2+3")
+    assert router.capture.flush()
+    assert [r["route"] for r in router.capture.db.query("select route from calls order by id")] == ["slm", "llm"]
+    with pytest.raises(InvalidRequest, match="capture= takes"):
+        ChatSLMRouter(slm=FakeRuntime(["x"]), capture=42)
 
 
 def test_two_handlers_on_one_store_log_once(store: CaptureStore) -> None:
@@ -271,5 +290,5 @@ def test_store_path_and_default(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_bad_store_type() -> None:
-    with pytest.raises(TypeError, match="CaptureStore or a file path"):
+    with pytest.raises(InvalidRequest, match="capture= takes a CaptureStore, a file path"):
         SLMCaptureHandler(store=42)

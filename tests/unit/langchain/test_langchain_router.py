@@ -347,12 +347,15 @@ def test_default_policy_reads_the_environment(tmp_path: Any, monkeypatch: pytest
 
 
 def test_invalid_components_are_refused() -> None:
-    with pytest.raises(ValueError, match="policy"):
+    with pytest.raises(InvalidRequest, match="policy= takes"):
         ChatSLMRouter(slm=FakeRuntime(), policy={"confidence_threshold": 0.5})
-    with pytest.raises(ValueError, match="slm"):
-        ChatSLMRouter(slm="smollm")
-    with pytest.raises(ValueError, match="llm"):
+    with pytest.raises(InvalidRequest, match="slm= takes"):
+        ChatSLMRouter(slm=42)
+    with pytest.raises(InvalidRequest, match="llm= takes"):
         ChatSLMRouter(slm=FakeRuntime(), llm="gpt")
+    with pytest.raises(InvalidRequest, match="unknown argument"):
+        ChatSLMRouter(slm=FakeRuntime(), policy=EscalationPolicy(), confidence_treshold=0.5)
+    assert ChatSLMRouter(slm="some/model.gguf").slm.model_path == "some/model.gguf"  # a GGUF path, as everywhere
 
 
 def test_default_slm_is_a_lazy_chat_slm() -> None:

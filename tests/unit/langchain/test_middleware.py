@@ -241,11 +241,11 @@ def test_config_is_validated(tmp_path: Any) -> None:
     assert SLMRoutingMiddleware("some/model.gguf").slm.model_path == "some/model.gguf"
     assert isinstance(SLMRoutingMiddleware().slm, ChatSLM)
     assert SLMRoutingMiddleware(confidence_threshold=0.4).policy.confidence_threshold == 0.4
-    with pytest.raises(TypeError, match="slm must be"):
+    with pytest.raises(InvalidRequest, match="slm= takes"):
         SLMRoutingMiddleware(42)
-    with pytest.raises(TypeError, match="EscalationPolicy"):
+    with pytest.raises(InvalidRequest, match="EscalationPolicy"):
         SLMRoutingMiddleware(policy={"confidence_threshold": 0.5})  # type: ignore[arg-type]
     with pytest.raises(InvalidRequest):
         SLMRoutingMiddleware(confidence_threshold=2.0)
-    with pytest.raises(TypeError, match="CaptureStore or a file path"):
+    with pytest.raises(InvalidRequest, match="capture= takes a CaptureStore, a file path"):
         CaptureMiddleware(store=3.5)  # type: ignore[arg-type]
