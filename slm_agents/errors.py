@@ -6,13 +6,24 @@ Every error derives from one root, so ``except SLMAgentsError`` catches them all
     ├── ModelNotFound          a GGUF file or the default-model package is missing
     ├── RuntimeUnavailable     an optional dependency or a server cannot be reached
     ├── InvalidRequest         bad messages, tools, tool_choice or sampling options
+    │   └── ContextOverflow    the prompt does not fit the model's context window
     ├── ToolCallError          a tool call does not parse or does not match its schema
     ├── GenerationError        the model failed while generating (includes timeouts)
     │   ├── GenerationTimeout
-    │   └── BadServerResponse  a server answered with something that is not a valid response
+    │   └── MalformedOutput    the output cannot be read as an answer
+    │       └── BadServerResponse  a server answered with something that is not a valid response
     └── CaptureError           the capture store cannot be opened or written
 
-Each message says what to do next.
+Each message says what to do next. Code that reacts to an error (the escalation policy's
+reasons, retries) matches these classes, never the message text:
+:meth:`slm_agents.policy.EscalationPolicy.check` maps :class:`GenerationTimeout` to
+``"timeout"``, :class:`ContextOverflow` to ``"context_overflow"``, :class:`MalformedOutput` to
+``"malformed"`` and any other exception to ``"error"``.
+
+Example:
+    >>> err = ContextOverflow("the prompt takes 9000 tokens", tokens=9000, n_ctx=4096)
+    >>> isinstance(err, InvalidRequest), (err.tokens, err.n_ctx)
+    (True, (9000, 4096))
 """
 
 from __future__ import annotations
@@ -25,6 +36,8 @@ __all__ = [
     "ToolCallError",
     "GenerationError",
     "GenerationTimeout",
+    "ContextOverflow",
+    "MalformedOutput",
     "BadServerResponse",
     "CaptureError",
     "missing_extra",
@@ -45,6 +58,20 @@ class RuntimeUnavailable(SLMAgentsError):
 
 class InvalidRequest(SLMAgentsError, ValueError):
     """The request itself is malformed (messages, tools, tool_choice, sampling options)."""
+
+
+class ContextOverflow(InvalidRequest):
+    """The prompt does not fit the model's context window (the LLM, with a larger one, may take it).
+
+    Attributes:
+        tokens: Tokens the prompt takes, when known.
+        n_ctx: Tokens the context holds, when known.
+    """
+
+    def __init__(self, message: str, *, tokens: int | None = None, n_ctx: int | None = None):
+        super().__init__(message)
+        self.tokens = tokens
+        self.n_ctx = n_ctx
 
 
 class ToolCallError(SLMAgentsError, ValueError):
@@ -69,7 +96,11 @@ class GenerationTimeout(GenerationError, TimeoutError):
     """Generation did not finish within the configured timeout."""
 
 
-class BadServerResponse(GenerationError):
+class MalformedOutput(GenerationError):
+    """The model's output cannot be read as the answer asked for (garbage, cut-off JSON, no message)."""
+
+
+class BadServerResponse(MalformedOutput):
     """A server's answer is not a valid chat completion (not JSON, missing fields, a garbage stream)."""
 
 

@@ -24,11 +24,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import GenerationTimeout, InvalidRequest
-from .toolcalls import normalize_tool_choice, normalize_tools, validate_tool_call
+from .errors import ContextOverflow, GenerationTimeout, InvalidRequest, MalformedOutput
+from .toolcalls import FAULT_KINDS, ToolChoice, diagnose_tool_call, normalize_tool_choice, normalize_tools
 from .types import Completion, Message
 
-__all__ = ["EscalationPolicy", "RouteDecision", "Verdict", "REASONS"]
+__all__ = ["EscalationPolicy", "RouteDecision", "Verdict", "REASONS", "ERROR_REASONS", "FAULT_REASONS",
+           "reason_for_error"]
 
 #: Every reason a step escalates, and what it means.
 REASONS: dict[str, str] = {
@@ -41,8 +42,58 @@ REASONS: dict[str, str] = {
     "low_confidence": "the SLM's confidence is under the threshold",
     "error": "the SLM raised an error",
     "timeout": "the SLM did not answer in time",
+    "context_overflow": "the prompt does not fit the SLM's context window",
     "uncertain_decision": "the SLM's call-or-answer decision (tool_choice='auto') was too close to call",
 }
+
+
+#: The reason an exception the SLM raised escalates with, by class (the first match wins; any
+#: other exception is ``"error"``). The message text is never read.
+ERROR_REASONS: tuple[tuple[type[BaseException], str], ...] = (
+    (GenerationTimeout, "timeout"),
+    (TimeoutError, "timeout"),
+    (ContextOverflow, "context_overflow"),
+    (MalformedOutput, "malformed"),
+)
+
+#: The reason an invalid tool call escalates with, by its kind (:data:`~slm_agents.toolcalls.FAULT_KINDS`):
+#: a call ``tool_choice`` forbids names a tool the step may not call.
+FAULT_REASONS: dict[str, str] = {
+    "malformed": "malformed",
+    "unknown_tool": "unknown_tool",
+    "invalid_arguments": "invalid_arguments",
+    "forbidden": "unknown_tool",
+}
+
+
+def reason_for_error(error: BaseException) -> str:
+    """The escalation reason of an exception the SLM raised, from its type alone.
+
+    Example:
+        >>> from slm_agents.errors import ContextOverflow, GenerationTimeout
+        >>> reason_for_error(GenerationTimeout("slow")), reason_for_error(ContextOverflow("long"))
+        ('timeout', 'context_overflow')
+        >>> reason_for_error(RuntimeError("timeout"))  # the text says timeout; the type does not
+        'error'
+    """
+    for kind, reason in ERROR_REASONS:
+        if isinstance(error, kind):
+            return reason
+    return "error"
+
+
+def _fault_kind(call: dict[str, Any], tools: list[dict[str, Any]], choice: ToolChoice) -> str:
+    """The kind of an ``invalid_tool_calls`` entry: as the runtime reported it, else found again
+    from its structure (entries built elsewhere, e.g. from a framework's message, carry none)."""
+    kind = call.get("kind")
+    if kind in FAULT_KINDS:
+        return str(kind)
+    if call.get("name") is None:
+        return "malformed"  # no name could be read out of the call
+    if choice.mode == "none" or (choice.name and call.get("name") != choice.name):
+        return "forbidden"
+    fault = diagnose_tool_call(call.get("name"), call.get("arguments") or "{}", tools)
+    return fault.kind if fault is not None else "invalid_arguments"
 
 
 def _check_threshold(what: str, value: Any) -> None:
@@ -197,11 +248,15 @@ class EscalationPolicy:
         *,
         task: str | None = None,
     ) -> Verdict:
-        """Judge an SLM answer (or the exception it raised)."""
+        """Judge an SLM answer (or the exception it raised).
+
+        Reasons come from types, never from message text: an exception's class (see
+        :data:`ERROR_REASONS`) and the ``kind`` of each invalid tool call (see
+        :data:`slm_agents.toolcalls.FAULT_KINDS`).
+        """
         if isinstance(result, BaseException):
-            if isinstance(result, (GenerationTimeout, TimeoutError)):
-                return Verdict(False, "timeout", type(result).__name__)
-            return Verdict(False, "error", f"{type(result).__name__}: {result}")
+            detail = f"{type(result).__name__}: {result}" if str(result) else type(result).__name__
+            return Verdict(False, reason_for_error(result), detail)
         norm = normalize_tools(tools)
         choice = normalize_tool_choice(tool_choice, norm)
         # Before the call checks: a call cut off by max_tokens does not parse, but it is truncated.
@@ -209,23 +264,15 @@ class EscalationPolicy:
             return Verdict(False, "truncated", "finish_reason=length")
         if result.invalid_tool_calls:
             first = result.invalid_tool_calls[0]
-            error = str(first.get("error", ""))
-            if error.startswith("tool_choice"):  # a call tool_choice forbids, as a runtime reported it
-                return Verdict(False, "unknown_tool", error)
-            if first.get("name") is not None and first.get("name") not in {t["function"]["name"] for t in norm}:
-                return Verdict(False, "unknown_tool", error)
-            if "not valid JSON" in error or "must be a JSON object" in error or first.get("name") is None:
-                return Verdict(False, "malformed", error)
-            return Verdict(False, "invalid_arguments", error)
+            return Verdict(False, FAULT_REASONS[_fault_kind(first, norm, choice)], str(first.get("error", "")))
         calls = result.tool_calls
         if calls and choice.mode == "none":
             return Verdict(False, "unknown_tool", "tool_choice='none' forbids tool calls")
         for call in calls:
             fn = call.get("function", {})
-            problems = validate_tool_call(fn.get("name"), fn.get("arguments", "{}"), norm)
-            if problems:
-                reason = "unknown_tool" if problems[0].startswith("unknown tool") else "invalid_arguments"
-                return Verdict(False, reason, "; ".join(problems))
+            fault = diagnose_tool_call(fn.get("name"), fn.get("arguments", "{}"), norm)
+            if fault is not None:
+                return Verdict(False, FAULT_REASONS[fault.kind], fault.message)
             if choice.name and fn.get("name") != choice.name:
                 return Verdict(False, "unknown_tool", f"tool_choice requires {choice.name!r}")
         if not calls:

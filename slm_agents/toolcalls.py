@@ -44,6 +44,10 @@ __all__ = [
     "json_grammar",
     "parse_tool_calls",
     "validate_tool_call",
+    "diagnose_tool_call",
+    "invalid_call",
+    "ToolCallFault",
+    "FAULT_KINDS",
     "check_tool_call",
     "new_call_id",
     "tools_system_prompt",
@@ -296,8 +300,37 @@ def new_call_id() -> str:
     return "call_" + secrets.token_hex(12)
 
 
-def validate_tool_call(name: str | None, arguments: Any, tools: list[dict[str, Any]]) -> list[str]:
-    """Every problem with one call, as readable sentences; an empty list means it is valid.
+#: Why a tool call is invalid: the ``kind`` of each ``invalid_tool_calls`` entry a runtime reports.
+#: ``malformed``: the call or its arguments do not parse as a JSON object; ``unknown_tool``: it
+#: names a tool that is not bound; ``invalid_arguments``: the arguments fail the tool's JSON
+#: schema; ``forbidden``: ``tool_choice`` rules the call out (``"none"``, or another tool forced).
+FAULT_KINDS = ("malformed", "unknown_tool", "invalid_arguments", "forbidden")
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallFault:
+    """What is wrong with one tool call: a :data:`FAULT_KINDS` kind and readable problems.
+
+    Example:
+        >>> tools = normalize_tools([{"name": "add", "parameters": {"type": "object"}}])
+        >>> diagnose_tool_call("sub", {}, tools).kind
+        'unknown_tool'
+        >>> diagnose_tool_call("add", "{oops", tools).kind
+        'malformed'
+        >>> diagnose_tool_call("add", {}, tools) is None
+        True
+    """
+
+    kind: str
+    problems: tuple[str, ...]
+
+    @property
+    def message(self) -> str:
+        return "; ".join(self.problems)
+
+
+def diagnose_tool_call(name: str | None, arguments: Any, tools: list[dict[str, Any]]) -> ToolCallFault | None:
+    """The fault of one call (None when it is valid).
 
     Checks that the tool is bound, the arguments are a JSON object (or a JSON string of one), and
     that they satisfy the tool's JSON schema: types, required keys, enums, nesting, and whatever
@@ -306,20 +339,34 @@ def validate_tool_call(name: str | None, arguments: Any, tools: list[dict[str, A
     by_name = _tool_map(tools)
     if not name or name not in by_name:
         known = ", ".join(by_name) or "none"
-        return [f"unknown tool {name!r} (bound tools: {known})"]
+        return ToolCallFault("unknown_tool", (f"unknown tool {name!r} (bound tools: {known})",))
     if isinstance(arguments, str):
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
         except json.JSONDecodeError as e:
-            return [f"arguments are not valid JSON: {e.msg} at position {e.pos}"]
+            return ToolCallFault("malformed", (f"arguments are not valid JSON: {e.msg} at position {e.pos}",))
     if not isinstance(arguments, dict):
-        return [f"arguments must be a JSON object, got {type(arguments).__name__}"]
+        return ToolCallFault("malformed", (f"arguments must be a JSON object, got {type(arguments).__name__}",))
     validator = _validator(_freeze(by_name[name]["parameters"]))
     problems = []
     for err in sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path)):
         where = "/".join(str(p) for p in err.absolute_path) or "(root)"
         problems.append(f"{where}: {err.message}")
-    return problems
+    return ToolCallFault("invalid_arguments", tuple(problems)) if problems else None
+
+
+def validate_tool_call(name: str | None, arguments: Any, tools: list[dict[str, Any]]) -> list[str]:
+    """Every problem with one call, as readable sentences; an empty list means it is valid.
+
+    :func:`diagnose_tool_call` says the same with the kind of fault, for code that reacts to it.
+    """
+    fault = diagnose_tool_call(name, arguments, tools)
+    return list(fault.problems) if fault is not None else []
+
+
+def invalid_call(call_id: str, name: str | None, arguments: Any, fault: ToolCallFault) -> dict[str, Any]:
+    """An ``invalid_tool_calls`` entry: ``{"id", "name", "arguments", "error", "kind"}``."""
+    return {"id": call_id, "name": name, "arguments": arguments, "error": fault.message, "kind": fault.kind}
 
 
 def check_tool_call(name: str | None, arguments: Any, tools: list[dict[str, Any]]) -> None:
@@ -353,7 +400,8 @@ def parse_tool_calls(
 
     Returns:
         ``(valid, invalid)``: valid calls in OpenAI format, and invalid ones as
-        ``{"id", "name", "arguments", "error"}`` (arguments as the raw string).
+        ``{"id", "name", "arguments", "error", "kind"}`` (arguments as the raw string, ``kind``
+        one of :data:`FAULT_KINDS`).
     """
     valid: list[dict[str, Any]] = []
     invalid: list[dict[str, Any]] = []
@@ -361,15 +409,13 @@ def parse_tool_calls(
     for i, raw in enumerate(_call_blocks(text)):
         call_id = ids[i] if i < len(ids) else new_call_id()
         name, args, error = _decode_call(raw)
-        if error is None:
-            problems = validate_tool_call(name, args, tools)
-            error = "; ".join(problems) if problems else None
-        if error is None:
+        fault = ToolCallFault("malformed", (error,)) if error is not None else diagnose_tool_call(name, args, tools)
+        if fault is None:
             arguments = json.dumps(args, ensure_ascii=False)
             valid.append({"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}})
         else:
             raw_args = json.dumps(args, ensure_ascii=False) if args is not None else raw
-            invalid.append({"id": call_id, "name": name, "arguments": raw_args, "error": error})
+            invalid.append(invalid_call(call_id, name, raw_args, fault))
     return valid, invalid
 
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ..errors import GenerationError
-from ..toolcalls import new_call_id, validate_tool_call
+from ..toolcalls import diagnose_tool_call, invalid_call, new_call_id
 from ..types import Completion, Message, StreamChunk, ToolCallDelta, Usage
 from .base import BaseRuntime, prepare_request
 
@@ -110,10 +110,10 @@ class FakeRuntime(BaseRuntime):
         for call in response.get("tool_calls", []):
             args = call.get("arguments", {})
             raw = args if isinstance(args, str) else json.dumps(args, ensure_ascii=False)
-            problems = validate_tool_call(call.get("name"), raw, tools) if tools else []
+            fault = diagnose_tool_call(call.get("name"), raw, tools) if tools else None
             call_id = call.get("id") or new_call_id()
-            if problems:
-                invalid.append({"id": call_id, "name": call.get("name"), "arguments": raw, "error": "; ".join(problems)})
+            if fault is not None:
+                invalid.append(invalid_call(call_id, call.get("name"), raw, fault))
             else:
                 valid.append({"id": call_id, "type": "function", "function": {"name": call["name"], "arguments": raw}})
         message: dict[str, Any] = {"role": "assistant", "content": response.get("content")}

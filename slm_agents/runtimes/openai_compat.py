@@ -20,13 +20,14 @@ from typing import Any
 
 from ..errors import (
     BadServerResponse,
+    ContextOverflow,
     GenerationError,
     GenerationTimeout,
     InvalidRequest,
     RuntimeUnavailable,
     SLMAgentsError,
 )
-from ..toolcalls import ToolChoice, validate_tool_call
+from ..toolcalls import ToolCallFault, ToolChoice, diagnose_tool_call, invalid_call
 from ..types import Completion, Message, StreamChunk, ToolCallDelta, Usage
 from .base import BaseRuntime, Request, prepare_request
 
@@ -324,7 +325,7 @@ class OpenAICompatRuntime(BaseRuntime):
         latency = (time.perf_counter() - start) * 1000
         choices = getattr(resp, "choices", None)
         if not choices:
-            raise GenerationError(f"{self.base_url or 'the server'} returned no choices; check the model name")
+            raise BadServerResponse(f"{self.base_url or 'the server'} returned no choices; check the model name")
         scalar = (str, bytes, int, float, bool, dict, list)
         if not isinstance(choices, (list, tuple)) or isinstance(choices[0], scalar) \
                 or getattr(choices[0], "message", None) is None or isinstance(choices[0].message, scalar):
@@ -397,6 +398,9 @@ class OpenAICompatRuntime(BaseRuntime):
         if isinstance(e, openai.NotFoundError):
             return InvalidRequest(f"{where} has no model {self.model!r} (or no chat endpoint); check model= and base_url=")
         if isinstance(e, openai.BadRequestError):
+            if _CONTEXT_OVERFLOW_CODES & {getattr(e, "code", None), getattr(e, "type", None)}:
+                return ContextOverflow(f"{where} says the prompt does not fit the model's context: {e}; "
+                                       "shorten the conversation or use a model with a longer context")
             return InvalidRequest(f"{where} rejected the request: {e}")
         if isinstance(e, openai.APIError):
             return GenerationError(f"{where} failed: {e}")
@@ -404,6 +408,11 @@ class OpenAICompatRuntime(BaseRuntime):
             # the SDK parsing a body that is not what the API promises (e.g. a garbage stream)
             return BadServerResponse(f"{where} sent a malformed response ({type(e).__name__}); check the server")
         return e
+
+
+#: The error ``code``/``type`` servers give a prompt longer than the context: OpenAI's
+#: ``context_length_exceeded``, llama-server's ``exceed_context_size_error``.
+_CONTEXT_OVERFLOW_CODES = frozenset({"context_length_exceeded", "exceed_context_size_error"})
 
 
 class _StreamAssembler:
@@ -546,17 +555,20 @@ def _wire_tool_choice(choice: ToolChoice) -> Any:
 def _check_calls(
     raw_calls: list[dict[str, Any]], tools: list[dict], choice: ToolChoice
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    valid, invalid = [], []
+    valid: list[dict[str, Any]] = []
+    invalid: list[dict[str, Any]] = []
     for raw in raw_calls:
         call_id = raw.get("id") or f"call_{len(valid) + len(invalid)}"
+        fault: ToolCallFault | None
         if choice.mode == "none":
-            problems = ["tool_choice='none' forbids tool calls"]
+            fault = ToolCallFault("forbidden", ("tool_choice='none' forbids tool calls",))
         elif choice.name and raw["name"] != choice.name:
-            problems = [f"tool_choice requires {choice.name!r}, but the call names {raw['name']!r}"]
+            fault = ToolCallFault(
+                "forbidden", (f"tool_choice requires {choice.name!r}, but the call names {raw['name']!r}",))
         else:
-            problems = validate_tool_call(raw["name"], raw["arguments"], tools)
-        if problems:
-            invalid.append({"id": call_id, "name": raw["name"], "arguments": raw["arguments"], "error": "; ".join(problems)})
+            fault = diagnose_tool_call(raw["name"], raw["arguments"], tools)
+        if fault is not None:
+            invalid.append(invalid_call(call_id, raw["name"], raw["arguments"], fault))
         else:
             args = raw["arguments"] if raw["arguments"].strip() else "{}"
             valid.append({"id": call_id, "type": "function", "function": {"name": raw["name"], "arguments": args}})

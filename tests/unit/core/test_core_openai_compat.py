@@ -54,7 +54,8 @@ def test_check_calls_valid_and_empty_arguments() -> None:
 def test_check_calls_tool_choice_none_forbids_calls() -> None:
     valid, invalid = _check_calls([raw("ping", "{}")], TOOLS, ToolChoice("none"))
     assert valid == []
-    assert invalid == [{"id": "c1", "name": "ping", "arguments": "{}", "error": "tool_choice='none' forbids tool calls"}]
+    assert invalid == [{"id": "c1", "name": "ping", "arguments": "{}", "error": "tool_choice='none' forbids tool calls",
+                        "kind": "forbidden"}]
 
 
 def test_check_calls_named_mismatch() -> None:
@@ -62,6 +63,7 @@ def test_check_calls_named_mismatch() -> None:
                                   ToolChoice("required", "get_weather"))
     assert [v["id"] for v in valid] == ["c2"]
     assert invalid[0]["error"] == "tool_choice requires 'get_weather', but the call names 'ping'"
+    assert invalid[0]["kind"] == "forbidden"
 
 
 def test_check_calls_schema_failures() -> None:
@@ -71,6 +73,7 @@ def test_check_calls_schema_failures() -> None:
     assert valid == []
     assert [i["error"].split(":")[0] for i in invalid] == ["(root)", "unknown tool 'nope' (bound tools", "arguments are not valid JSON"]
     assert invalid[2]["arguments"] == "{bad"
+    assert [i["kind"] for i in invalid] == ["invalid_arguments", "unknown_tool", "malformed"]
 
 
 def test_check_calls_invents_missing_ids() -> None:

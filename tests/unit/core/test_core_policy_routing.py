@@ -35,7 +35,7 @@ def call(name: str, arguments: Any) -> dict:
 def test_every_reason_is_documented_and_tested() -> None:
     assert set(REASONS) == {
         "unknown_tool", "invalid_arguments", "malformed", "no_tool_call", "empty",
-        "truncated", "low_confidence", "error", "timeout", "uncertain_decision",
+        "truncated", "low_confidence", "error", "timeout", "uncertain_decision", "context_overflow",
     }
     assert all(REASONS.values())
 
