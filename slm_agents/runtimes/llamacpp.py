@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..decision import DecisionCalibration, calibration_for, request_features
-from ..errors import GenerationError, GenerationTimeout, InvalidRequest, missing_extra
+from ..errors import ContextOverflow, GenerationError, GenerationTimeout, InvalidRequest, missing_extra
 from ..models import ModelInfo, info_from_metadata, resolve_model_path
 from ..toolcalls import (
     CALL_OPEN,
@@ -334,7 +334,8 @@ class LlamaCppRuntime(BaseRuntime):
         llm = loaded.llm
         tokens = self._tokenize(loaded.template.render(req.messages, req.tools, req.choice))
         if len(tokens) >= llm.n_ctx():
-            raise InvalidRequest(f"the prompt takes {len(tokens)} tokens but the context holds {llm.n_ctx()}")
+            raise ContextOverflow(f"the prompt takes {len(tokens)} tokens but the context holds {llm.n_ctx()}",
+                                  tokens=len(tokens), n_ctx=llm.n_ctx())
         cal = self.decision_calibration
         threshold = cal.threshold if decision_threshold is None else float(decision_threshold)
         features = request_features(req.messages, req.tools)
@@ -439,9 +440,10 @@ class LlamaCppRuntime(BaseRuntime):
         tokens = self._tokenize(prompt)
         n_ctx = llm.n_ctx()
         if len(tokens) >= n_ctx:
-            raise InvalidRequest(
+            raise ContextOverflow(
                 f"the prompt takes {len(tokens)} tokens but the context holds {n_ctx}; "
-                "raise n_ctx= on the runtime or shorten the conversation"
+                "raise n_ctx= on the runtime or shorten the conversation",
+                tokens=len(tokens), n_ctx=n_ctx,
             )
         max_tokens = min(int(opts["max_tokens"] or n_ctx), n_ctx - len(tokens))
         stops = [opts["stop"]] if isinstance(opts.get("stop"), str) else list(opts.get("stop") or [])
