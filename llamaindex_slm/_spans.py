@@ -14,6 +14,7 @@ import contextlib
 import inspect
 import re
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -43,6 +44,8 @@ class TrackedSpan(BaseSpan):
         workflow_run_id: LlamaIndex's run id (the ``llamaindex.run_id`` instrument tag).
         instance_id: ``id()`` of the object whose method opened the span.
         router_ids: For a :class:`~llamaindex_slm.RouterLLM` call, ``(id(slm), id(llm))``.
+        tool_call: For an agent's ``call_tool`` step, ``(tool name, arguments, tool call id)``.
+        started: ``time.perf_counter()`` when the span opened.
         parent: The parent span, while it is tracked.
     """
 
@@ -54,6 +57,8 @@ class TrackedSpan(BaseSpan):
     is_workflow: bool = False
     instance_id: int | None = None
     router_ids: tuple[int | None, int | None] | None = None
+    tool_call: tuple[str, Any, str | None] | None = None
+    started: float = 0.0
     parent: Any = None
 
 
@@ -73,6 +78,30 @@ def _is_workflow(instance: Any) -> bool:
     return isinstance(instance, _workflow_cls)
 
 
+def _tool_call_of(name: str, bound_args: inspect.BoundArguments) -> tuple[str, Any, str | None] | None:
+    """``(tool name, arguments, call id)`` of an agent workflow's ``call_tool`` step (its ``ToolCall`` event)."""
+    if not name.endswith(".call_tool"):
+        return None
+    for value in bound_args.arguments.values():
+        tool_name = getattr(value, "tool_name", None)
+        if isinstance(tool_name, str) and hasattr(value, "tool_kwargs"):
+            call_id = getattr(value, "tool_id", None)
+            return tool_name, value.tool_kwargs, call_id if isinstance(call_id, str) else None
+    return None
+
+
+def _tool_outcome(result: Any) -> dict[str, Any]:
+    """``result=`` or ``error=`` of a ``ToolCallResult`` (its ``ToolOutput``)."""
+    output = getattr(result, "tool_output", None)
+    if output is None:
+        return {"result": result}
+    if getattr(output, "is_error", False):
+        exception = getattr(output, "exception", None)
+        return {"error": exception if isinstance(exception, BaseException) else str(output.content)}
+    raw = getattr(output, "raw_output", None)
+    return {"result": raw if raw is not None else output.content}
+
+
 def _agent_of(bound_args: inspect.BoundArguments) -> str | None:
     for value in bound_args.arguments.values():
         name = getattr(value, "current_agent_name", None)
@@ -89,10 +118,28 @@ class StepTracker(BaseSpanHandler[TrackedSpan]):
     """
 
     _drop_listeners: list[Callable[[str, BaseException | None], None]]
+    _tool_listeners: list[Callable[[TrackedSpan, dict[str, Any], float], None]]
 
     def __init__(self) -> None:
         super().__init__(open_spans={}, completed_spans=[], dropped_spans=[], current_span_ids={})
         self._drop_listeners = []
+        self._tool_listeners = []
+
+    def add_tool_listener(self, listener: Callable[[TrackedSpan, dict[str, Any], float], None]) -> None:
+        """Call ``listener(span, outcome, latency_ms)`` when an agent's ``call_tool`` step ends;
+        ``outcome`` is ``{"result": ...}`` or ``{"error": ...}``."""
+        if listener not in self._tool_listeners:
+            self._tool_listeners.append(listener)
+
+    def remove_tool_listener(self, listener: Callable[[TrackedSpan, dict[str, Any], float], None]) -> None:
+        if listener in self._tool_listeners:
+            self._tool_listeners.remove(listener)
+
+    def _tool_done(self, span: TrackedSpan, outcome: dict[str, Any]) -> None:
+        latency = (time.perf_counter() - span.started) * 1000
+        for listener in list(self._tool_listeners):
+            with contextlib.suppress(Exception):  # a listener must never break the traced code
+                listener(span, outcome, latency)
 
     @classmethod
     def class_name(cls) -> str:
@@ -119,7 +166,7 @@ class StepTracker(BaseSpanHandler[TrackedSpan]):
         tags = tags or {}
         name = span_name(id_)
         parent = self.open_spans.get(parent_span_id) if parent_span_id else None
-        span = TrackedSpan(id_=id_, parent_id=parent_span_id, name=name, parent=parent)
+        span = TrackedSpan(id_=id_, parent_id=parent_span_id, name=name, parent=parent, started=time.perf_counter())
         span.instance_id = id(instance) if instance is not None else None
         if parent is not None:
             span.step, span.agent = parent.step, parent.agent
@@ -142,13 +189,17 @@ class StepTracker(BaseSpanHandler[TrackedSpan]):
         ids = getattr(instance, "_slm_agents_router_ids", None)
         if callable(ids):
             span.router_ids = ids()
+        span.tool_call = _tool_call_of(name, bound_args)
         return span
 
     def prepare_to_exit_span(
         self, id_: str, bound_args: inspect.BoundArguments, instance: Any | None = None, result: Any | None = None,
         **kwargs: Any,
     ) -> TrackedSpan | None:
-        return self.open_spans.get(id_)
+        span = self.open_spans.get(id_)
+        if span is not None and span.tool_call is not None:
+            self._tool_done(span, _tool_outcome(result))
+        return span
 
     def prepare_to_drop_span(
         self, id_: str, bound_args: inspect.BoundArguments, instance: Any | None = None,
@@ -157,7 +208,10 @@ class StepTracker(BaseSpanHandler[TrackedSpan]):
         for listener in list(self._drop_listeners):
             with contextlib.suppress(Exception):  # a listener must never break the traced code
                 listener(id_, err)
-        return self.open_spans.get(id_)
+        span = self.open_spans.get(id_)
+        if span is not None and span.tool_call is not None:
+            self._tool_done(span, {"error": err if err is not None else "the tool call failed"})
+        return span
 
 
 _tracker: StepTracker | None = None

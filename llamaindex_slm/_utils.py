@@ -18,6 +18,7 @@ from llama_index.core.base.llms.types import (
 )
 from llama_index.core.llms.llm import ToolSelection
 
+from slm_agents.capture import records
 from slm_agents.toolcalls import new_call_id
 from slm_agents.types import Completion, Usage
 
@@ -36,6 +37,9 @@ __all__ = [
     "keep_first_tool_call",
     "usage_kwargs",
     "jsonable",
+    "request_fields",
+    "response_fields",
+    "span_context",
 ]
 
 #: LlamaIndex roles that are spelled differently in OpenAI's chat format.
@@ -63,14 +67,6 @@ def jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def _arguments_text(arguments: Any) -> str:
-    if arguments is None:
-        return "{}"
-    if isinstance(arguments, str):
-        return arguments or "{}"
-    return json.dumps(jsonable(arguments), ensure_ascii=False)
-
-
 def _openai_call(call: Any) -> dict[str, Any] | None:
     """One tool call in OpenAI format, from a dict or an SDK object (``additional_kwargs`` style)."""
     if not isinstance(call, Mapping):
@@ -85,12 +81,7 @@ def _openai_call(call: Any) -> dict[str, Any] | None:
     name = fn.get("name") or call.get("name")
     if not name:
         return None
-    args = fn.get("arguments", call.get("arguments"))
-    return {
-        "id": call.get("id") or new_call_id(),
-        "type": "function",
-        "function": {"name": name, "arguments": _arguments_text(args)},
-    }
+    return records.tool_call(call.get("id") or new_call_id(), name, fn.get("arguments", call.get("arguments")))
 
 
 def message_tool_calls(message: ChatMessage) -> list[dict[str, Any]]:
@@ -100,11 +91,7 @@ def message_tool_calls(message: ChatMessage) -> list[dict[str, Any]]:
     that keep their calls in ``additional_kwargs["tool_calls"]`` are read from there.
     """
     calls = [
-        {
-            "id": block.tool_call_id or new_call_id(),
-            "type": "function",
-            "function": {"name": block.tool_name, "arguments": _arguments_text(block.tool_kwargs)},
-        }
+        records.tool_call(block.tool_call_id or new_call_id(), block.tool_name, block.tool_kwargs)
         for block in message.blocks
         if isinstance(block, ToolCallBlock)
     ]
@@ -119,8 +106,8 @@ def message_tool_calls(message: ChatMessage) -> list[dict[str, Any]]:
 
 
 def _text_of(message: ChatMessage) -> str:
-    parts = [block.text for block in message.blocks if isinstance(block, TextBlock)]
-    return "\n".join(parts)
+    """The text of a message's text blocks, joined as the core joins content parts."""
+    return records.text_of([{"type": "text", "text": b.text} for b in message.blocks if isinstance(b, TextBlock)])
 
 
 def to_openai_message(message: ChatMessage) -> dict[str, Any]:
@@ -289,3 +276,66 @@ def usage_from_response(response: Any) -> tuple[int | None, int | None]:
                 return (inp if isinstance(inp, int) else None, out if isinstance(out, int) else None)
     return None, None
 
+
+
+# -- capture: LlamaIndex objects -> the core's record builder ------------------------------------------
+def request_fields(kind: str, inputs: Any, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`records.request_fields` of a chat call's messages (or a completion's prompt) and kwargs."""
+    if kind == "chat":
+        messages = to_openai_messages(inputs or [])
+    else:
+        messages = [{"role": "user", "content": str(inputs or "")}]
+    tools = tools_to_openai(kwargs.get("tools")) or None
+    return records.request_fields(messages, tools=tools, tool_choice=kwargs.get("tool_choice"), params=kwargs)
+
+
+def _finish_reason(raw: Any) -> str | None:
+    if isinstance(_get(raw, "finish_reason"), str):
+        return _get(raw, "finish_reason")  # type: ignore[no-any-return]
+    choices = _get(raw, "choices")
+    if isinstance(choices, Sequence) and not isinstance(choices, str) and choices:
+        value = _get(choices[0], "finish_reason")
+        return value if isinstance(value, str) else None
+    return None
+
+
+def response_fields(response: Any, *, deltas: Sequence[str] | None = None) -> dict[str, Any]:
+    """:func:`records.answer_fields` of a chat or completion response (an SLM's ``raw`` is read whole).
+
+    ``deltas`` (streamed text) stand in for the content when the final response has none.
+    """
+    message = getattr(response, "message", None)
+    if isinstance(message, ChatMessage):
+        content, tool_calls = _text_of(message), message_tool_calls(message)
+    else:
+        content, tool_calls = str(getattr(response, "text", "") or ""), []
+    if not content and deltas:
+        content = "".join(deltas)
+    raw = getattr(response, "raw", None)
+    core = raw if isinstance(raw, Mapping) and isinstance(raw.get("message"), Mapping) \
+        and "invalid_tool_calls" in raw else {}  # fmt: skip  # a Completion.to_dict(): what SLM answers
+    inp, out = usage_from_response(response)
+    model = _get(raw, "model")
+    return records.answer_fields(
+        content=content, tool_calls=tool_calls, invalid_tool_calls=core.get("invalid_tool_calls"),
+        finish_reason=_finish_reason(raw), input_tokens=inp, output_tokens=out,
+        confidence=core.get("confidence"), model=model if isinstance(model, str) else None,
+        runtime=core.get("runtime"), ttft_ms=core.get("ttft_ms"),
+    )  # fmt: skip
+
+
+def span_context(span: Any, *, run_id: str | None = None, **metadata: Any) -> dict[str, Any]:
+    """:func:`records.context_fields` of a call in a tracked span: the workflow step as ``task``,
+    the agent, workflow and LlamaIndex run id in ``metadata`` (plus ``metadata`` given)."""
+    return records.context_fields(
+        framework="llamaindex",
+        task=getattr(span, "step", None),
+        run_id=run_id,
+        parent_run_id=getattr(span, "parent_id", None),
+        metadata={
+            **metadata,
+            "agent": getattr(span, "agent", None),
+            "workflow": getattr(span, "workflow", None),
+            "workflow_run_id": getattr(span, "workflow_run_id", None),
+        },
+    )

@@ -5,6 +5,8 @@ The decision is the core's (:func:`slm_agents.routing.run_routed`); this class o
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -27,11 +29,13 @@ from llama_index.core.base.llms.types import (
     MessageRole,
 )
 from llama_index.core.bridge.pydantic import BaseModel, Field, PrivateAttr
+from llama_index.core.instrumentation.span import active_span_id
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 
-from slm_agents.errors import InvalidRequest
+from slm_agents.arguments import bad_argument, resolve_policy, split_policy_fields
+from slm_agents.capture import records
 from slm_agents.policy import EscalationPolicy
 from slm_agents.routing import Routed, arun_routed, run_routed
 
@@ -39,16 +43,20 @@ from ._spans import current_task, get_tracker
 from ._utils import (
     completion_from_response,
     resolve_tool_choice,
+    response_fields,
     to_openai_messages,
     tool_selections,
     tools_to_openai,
 )
+from .capture import current_handler
 from .llm import SLM
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
 
 __all__ = ["RouterLLM"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,6 +73,8 @@ class _Step:
     oai_messages: list[dict[str, Any]] = field(default_factory=list)
     oai_tools: list[dict[str, Any]] = field(default_factory=list)
     slm_response: ChatResponse | None = None
+    capture: records.Step | None = None
+    span_id: str | None = None
 
     @property
     def choice(self) -> Any:
@@ -130,20 +140,29 @@ class RouterLLM(FunctionCallingLLM):
     :class:`~slm_agents.policy.EscalationPolicy` (unknown tool, invalid arguments, no call when one
     was required, empty, truncated, low confidence, error, timeout) the LLM answers instead.
 
-    Every response says what happened, in ``additional_kwargs`` and in ``raw`` (a dict):
+    Every response says what happened, in ``additional_kwargs`` and in ``raw`` (a dict), with the
+    keys :class:`~langchain_slm.ChatSLMRouter` uses (:meth:`slm_agents.routing.Routed.report`):
     ``route`` (``"slm"``, ``"llm"`` or ``"shadow"``), ``escalation_reason`` (None when the SLM's
-    answer was used; a reason, ``"route:<rule>"`` or ``"shadow"`` otherwise), ``confidence`` (the
-    SLM's) and ``task``. The task label is ``task=`` if given, else the LlamaIndex workflow step
+    answer was used; a reason, ``"route:<rule>"`` or ``"shadow"`` otherwise),
+    ``escalation_detail``, ``slm_confidence``, ``slm_latency_ms`` and ``task``.
+
+    Each step is captured by :func:`~llamaindex_slm.slm_agents_capture` when it is installed
+    (the SLM attempt, the LLM answer and the escalation linking them), and by ``capture=``. The task label is ``task=`` if given, else the LlamaIndex workflow step
     the call runs in (e.g. ``run_agent_step``), found from the instrumentation spans.
 
     Args:
-        slm: The small model: an :class:`~llamaindex_slm.SLM` (default: ``SLM()``, the packaged
-            model) or a GGUF path.
+        slm: The small model: an :class:`~llamaindex_slm.SLM`, a GGUF path, a core
+            :class:`~slm_agents.runtimes.Runtime`, or None (default: ``SLM()``, the packaged model).
         llm: Any LlamaIndex LLM to escalate to; None keeps the SLM's answer and reports the
             reason it would have escalated.
-        policy: The routing and escalation rules (default ``EscalationPolicy.from_env()``).
+        policy: The routing and escalation rules (default ``EscalationPolicy.from_env()``);
+            policy fields given as keywords (``confidence_threshold=0.6``) override it.
         shadow: Run both on every step and use the LLM's answer (to collect SLM-vs-LLM pairs).
         task: A fixed task label for the policy's per-task rules.
+        capture: A :class:`~slm_agents.capture.CaptureStore`, a file path or ``True`` (the
+            default store) to log each step to, besides an installed capture handler. Default None.
+
+    Bad arguments raise :class:`~slm_agents.errors.InvalidRequest` (a ``ValueError``).
 
     Example:
         >>> from llama_index.core.llms import ChatMessage
@@ -161,6 +180,7 @@ class RouterLLM(FunctionCallingLLM):
     _slm: SLM = PrivateAttr()
     _llm: LLM | None = PrivateAttr(default=None)
     _policy: EscalationPolicy = PrivateAttr()
+    _capture: Any = PrivateAttr(default=None)
 
     def __init__(
         self,
@@ -170,16 +190,28 @@ class RouterLLM(FunctionCallingLLM):
         policy: EscalationPolicy | None = None,
         shadow: bool = False,
         task: str | None = None,
+        capture: Any = None,
         **kwargs: Any,
     ) -> None:
+        overrides, kwargs = split_policy_fields(kwargs)
+        resolved = resolve_policy(policy, **overrides)
         if llm is not None and not isinstance(llm, LLM):
-            raise InvalidRequest(f"llm= must be a LlamaIndex LLM, got {type(llm).__name__}")
-        if slm is not None and not isinstance(slm, (SLM, str)):
-            raise InvalidRequest(f"slm= must be an llamaindex_slm.SLM or a GGUF path, got {type(slm).__name__}")
+            raise bad_argument("llm", "a LlamaIndex LLM (or None: never escalate)", llm)
+        if isinstance(slm, (str, os.PathLike)):
+            slm = SLM(model_path=slm)
+        elif slm is None:
+            slm = SLM()
+        elif not isinstance(slm, SLM):
+            if not (hasattr(slm, "complete") and hasattr(slm, "acomplete")):
+                raise bad_argument("slm", "an llamaindex_slm.SLM, a GGUF path, an slm_agents Runtime or None "
+                                          "(the packaged model)", slm)  # fmt: skip
+            slm = SLM(runtime=slm)
+        store = records.resolve_store(capture)
         super().__init__(shadow=shadow, task=task, **kwargs)
-        self._slm = slm if isinstance(slm, SLM) else SLM(model_path=slm)
+        self._slm = slm
         self._llm = llm
-        self._policy = policy if policy is not None else EscalationPolicy.from_env()
+        self._policy = resolved
+        self._capture = store
         get_tracker()  # so the workflow step can label each call
 
     @classmethod
@@ -200,6 +232,11 @@ class RouterLLM(FunctionCallingLLM):
     def policy(self) -> EscalationPolicy:
         """The routing and escalation rules."""
         return self._policy
+
+    @property
+    def capture(self) -> Any:
+        """The store each step is logged to besides an installed capture handler (None: none)."""
+        return self._capture
 
     def _slm_agents_router_ids(self) -> tuple[int, int | None]:
         """Identities of the two models (lets the capture handler tell their calls apart)."""
@@ -265,24 +302,46 @@ class RouterLLM(FunctionCallingLLM):
             task=step.task, shadow=self.shadow,
         )
 
-    @staticmethod
-    def _info(routed: Routed[Any], step: _Step) -> dict[str, Any]:
-        info: dict[str, Any] = {
-            "route": routed.route,
-            "escalation_reason": routed.reason,
-            "confidence": routed.slm.confidence if routed.slm is not None else None,
-            "task": step.task,
-        }
-        if routed.verdict is not None and not routed.verdict.ok:
-            info["escalation_detail"] = routed.verdict.detail
+    def _info(self, routed: Routed[Any], step: _Step) -> dict[str, Any]:
+        """The routing facts for the response; hands the step to capture (never raises)."""
+        info = routed.report(step.task)
         if routed.route == "shadow" and routed.slm is not None:
             info["shadow_slm"] = routed.slm.to_dict()
+        try:
+            span_id = active_span_id.get()
+            capture_step = records.step_from_routed(
+                routed,
+                records.request_fields(step.oai_messages, tools=step.oai_tools or None, tool_choice=step.choice,
+                                       params=step.extra),
+                records.context_fields(framework="llamaindex", task=step.task),
+                slm_model=getattr(self._slm._runtime, "model_name", None) or self._slm.model or self._slm.model_path,
+            )  # fmt: skip
+            handler = current_handler()
+            if handler is not None:
+                handler.take_routed_step(span_id, capture_step)
+            step.capture = capture_step
+            step.span_id = span_id
+        except Exception as e:  # noqa: BLE001 - the capture path never breaks the agent
+            logger.warning("slm-agents capture failed (%s); the answer is unaffected", type(e).__name__)
         return info
+
+    def _log_own(self, step: _Step, answer: ChatResponse | None) -> None:
+        """Log the step to ``capture`` (unless an installed handler on that store logs it)."""
+        store, capture_step = self._capture, step.capture
+        if store is None or capture_step is None:
+            return
+        key = step.span_id or id(step)
+        if records.claim(store, key, self):
+            fields = response_fields(answer) if capture_step.llm_answered and answer is not None else None
+            records.log_step(store, capture_step, answer=fields)
+            records.release(store, key)
 
     def _final(self, routed: Routed[Any], step: _Step) -> ChatResponse:
         info = self._info(routed, step)
         response = step.slm_response if routed.route == "slm" else routed.result
-        return _annotate(response, info)
+        annotated = _annotate(response, info)
+        self._log_own(step, annotated)
+        return annotated
 
     # -- chat ---------------------------------------------------------------------------------
     @llm_chat_callback()
@@ -307,10 +366,13 @@ class RouterLLM(FunctionCallingLLM):
             if routed.route == "slm":
                 response = _annotate(step.slm_response, info)  # type: ignore[arg-type]
                 response.delta = response.message.content or ""
+                self._log_own(step, response)
                 yield response
                 return
-            for response in routed.result:
-                yield _annotate(response, info)
+            last = None
+            for last in routed.result:
+                yield _annotate(last, info)
+            self._log_own(step, last)
 
         return gen()
 
@@ -324,10 +386,13 @@ class RouterLLM(FunctionCallingLLM):
             if routed.route == "slm":
                 response = _annotate(step.slm_response, info)  # type: ignore[arg-type]
                 response.delta = response.message.content or ""
+                self._log_own(step, response)
                 yield response
                 return
-            async for response in routed.result:
-                yield _annotate(response, info)
+            last = None
+            async for last in routed.result:
+                yield _annotate(last, info)
+            self._log_own(step, last)
 
         return gen()
 

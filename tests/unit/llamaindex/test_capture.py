@@ -122,3 +122,48 @@ def test_capture_never_raises_into_the_agent(store) -> None:
         assert handler.flush()
     finally:
         handler.remove()
+
+
+async def test_agent_tool_executions_are_recorded_and_linked(captured, store, add_tool) -> None:
+    rt = FakeRuntime([ADD_CALL, "It is 3."])
+    await FunctionAgent(name="calc", tools=[add_tool], llm=SLM(runtime=rt)).run("1+2?")
+    first, _ = captured()
+    (tool,) = store.db["tool_executions"].rows
+    call_id = first["tool_calls"][0]["id"]
+    assert (tool["name"], tool["call_id"], tool["model_call_id"]) == ("add", call_id, first["id"])
+    assert (tool["arguments"], tool["result"], tool["framework"]) == ('{"a":1,"b":2}', "3", "llamaindex")
+    assert tool["latency_ms"] >= 0 and tool["error_type"] is None
+
+
+async def test_a_failing_tool_is_recorded_with_its_error(captured, store) -> None:
+    from llama_index.core.tools import FunctionTool
+
+    def explode(reason: str) -> str:
+        """Always fails."""
+        raise ValueError(f"tool failed: {reason}")
+
+    rt = FakeRuntime([{"tool_calls": [{"name": "explode", "arguments": {"reason": "nope"}}]}, "sorry"])
+    await FunctionAgent(tools=[FunctionTool.from_defaults(explode)], llm=SLM(runtime=rt)).run("go")
+    captured()
+    (tool,) = store.db["tool_executions"].rows
+    assert (tool["name"], tool["error_type"], tool["error_message"]) == ("explode", "ValueError", "tool failed: nope")
+
+
+def test_router_capture_takes_a_path_without_a_handler(tmp_path, add_tool) -> None:
+    """capture= on RouterLLM logs the whole step, with no capture handler installed."""
+    path = tmp_path / "router.db"
+    rt = FakeRuntime([{"tool_calls": [{"name": "subtract", "arguments": {}}]}])
+    router = RouterLLM(slm=SLM(runtime=rt), llm=MockFunctionCallingLLM(), capture=str(path))
+    router.chat_with_tools([add_tool], user_msg="1+2?")
+    assert router.capture.flush()
+    rows = list(router.capture.db.query("select route, escalation_reason from calls order by id"))
+    assert [(r["route"], r["escalation_reason"]) for r in rows] == [("slm", "unknown_tool"), ("llm", "unknown_tool")]
+    assert router.capture.db["escalations"].count == 1
+
+
+def test_router_own_capture_and_handler_on_one_store_log_once(captured, store, add_tool) -> None:
+    rt = FakeRuntime([{"tool_calls": [{"name": "subtract", "arguments": {}}]}])
+    router = RouterLLM(slm=SLM(runtime=rt), llm=MockFunctionCallingLLM(), capture=store)
+    router.chat_with_tools([add_tool], user_msg="1+2?")
+    assert [r["route"] for r in captured()] == ["slm", "llm"]
+    assert store.db["escalations"].count == 1
