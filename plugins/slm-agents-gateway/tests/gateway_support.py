@@ -1,44 +1,17 @@
-"""Helpers for the gateway's tests (a uniquely named module, importable from every test file here)."""
+"""Helpers for the gateway's tests (a uniquely named module, importable from every test file here).
+
+Ports, waiting for HTTP and thread counts come from :mod:`slm_agents.testing`, shared with the core.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
-import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
+from slm_agents.testing import free_port, model_threads, wait_http
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def model_threads() -> int:
-    """llama.cpp threads for the real model: ``$SLM_AGENTS_TEST_THREADS`` or every core."""
-    return int(os.environ.get("SLM_AGENTS_TEST_THREADS", "0")) or (os.cpu_count() or 1)
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes] | None = None, timeout: float = 120.0,
-              log: Path | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited early:\n{log.read_text()[-2000:] if log else ''}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer in {timeout:.0f} s")
-        time.sleep(0.1)
+__all__ = ["free_port", "model_threads", "running_gateway", "wait_http"]
 
 
 @contextlib.contextmanager

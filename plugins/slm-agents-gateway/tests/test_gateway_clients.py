@@ -21,6 +21,7 @@ from gateway_support import model_threads, running_gateway
 
 from slm_agents.capture import CaptureStore
 from slm_agents.policy import EscalationPolicy
+from slm_agents.testing import llama_server
 from slm_agents_gateway import Gateway
 
 pytestmark = pytest.mark.integration
@@ -43,18 +44,23 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(upstream_llm: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     from slm_agents import LlamaCppRuntime, OpenAICompatRuntime
 
-    slm = LlamaCppRuntime(n_threads=model_threads(), n_ctx=2048)
-    llm = OpenAICompatRuntime(model=upstream_llm.model, base_url=upstream_llm.base_url, api_key="sk-upstream-secret")
-    # The default model's forced weather call has confidence ~0.2: the "strict" task escalates it.
-    policy = EscalationPolicy(task_thresholds={"strict": 0.9})
-    store = CaptureStore(tmp_path_factory.mktemp("gateway") / "capture.db")
-    gateway = Gateway(slm, llm=llm, policy=policy, store=store, close_store=False)
-    with running_gateway(gateway) as base:
-        yield Served(base, store, gateway)
-    store.close()
+    # The upstream "LLM": llama_cpp.server on 127.0.0.1, started and stopped by the helper the
+    # core's integration tests use (slm_agents.testing).
+    with llama_server(tmp_path_factory.mktemp("upstream")) as upstream:
+        slm = LlamaCppRuntime(n_threads=model_threads(), n_ctx=2048)
+        llm = OpenAICompatRuntime(model=upstream.model, base_url=upstream.base_url, api_key="sk-upstream-secret")
+        # The default model's forced weather call has confidence ~0.2: the "strict" task escalates it.
+        policy = EscalationPolicy(task_thresholds={"strict": 0.9})
+        store = CaptureStore(tmp_path_factory.mktemp("gateway") / "capture.db")
+        gateway = Gateway(slm, llm=llm, policy=policy, store=store, close_store=False)
+        try:
+            with running_gateway(gateway) as base:
+                yield Served(base, store, gateway)
+        finally:
+            store.close()
 
 
 def well_formed(name: str | None, arguments: str | None) -> dict[str, Any]:
