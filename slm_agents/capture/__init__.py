@@ -22,17 +22,16 @@ Example:
 
 from __future__ import annotations
 
-from .query import Prices, list_calls, merge, read_call, stats
+from ._paths import DEFAULT_PATH, ENV_DB, resolve_path
+from .merge import merge
+from .query import Prices, list_calls, read_call, stats
 from .redact import DEFAULT_KINDS, RedactionSession, Redactor
 from .schema import migrate, migrations, schema_markdown
 from .store import (
-    DEFAULT_PATH,
-    ENV_DB,
     CaptureStats,
     CaptureStore,
     get_default_store,
     record_from_completion,
-    resolve_path,
     set_default_store,
 )
 from .stream import StreamRecorder

@@ -20,32 +20,27 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from ..errors import InvalidRequest
+from . import columns
 from ._utils import clean_text, dumps, jsonable, to_float, to_int, truncation_marker
 from .redact import RedactionSession, Redactor, drop_credentials
 
 logger = logging.getLogger("slm_agents.capture")
 
-CALL_COLUMNS = (
-    "id", "ts", "run_id", "parent_run_id", "thread_id", "framework", "task", "runtime",
-    "model_requested", "model", "route", "escalation_reason", "messages", "tools_hash", "tool_names",
-    "tool_choice", "params", "content", "tool_calls", "finish_reason", "valid", "confidence",
-    "latency_ms", "ttft_ms", "input_tokens", "output_tokens", "error_type", "error_message", "tags",
-    "metadata", "redactions", "truncated",
-)  # fmt: skip
-TOOL_COLUMNS = (
-    "id", "ts", "call_id", "model_call_id", "run_id", "thread_id", "framework", "task", "name",
-    "arguments", "result", "error_type", "error_message", "latency_ms", "metadata", "redactions",
-)  # fmt: skip
-ESCALATION_COLUMNS = ("id", "ts", "slm_call_id", "llm_call_id", "reason", "metadata")
-LABEL_COLUMNS = ("id", "ts", "target_id", "label", "score", "note", "extra")
-BLOB_COLUMNS = ("hash", "kind", "size", "content", "first_seen")
+CALL_COLUMNS = columns.names("calls")
+TOOL_COLUMNS = columns.names("tool_executions")
+ESCALATION_COLUMNS = columns.names("escalations")
+LABEL_COLUMNS = columns.names("labels")
+BLOB_COLUMNS = columns.names("blobs")
 
 #: Keys of a call record that map to their own column; any other key goes into ``metadata``.
 CALL_KEYS = frozenset(CALL_COLUMNS) | {"tools", "usage"}
 TOOL_KEYS = frozenset(TOOL_COLUMNS) | {"error"}
-_PLAIN_TEXT = ("run_id", "parent_run_id", "thread_id", "framework", "task", "runtime",
-               "model_requested", "model", "route", "escalation_reason", "finish_reason", "error_type")  # fmt: skip
-_TOOL_PLAIN = ("call_id", "model_call_id", "run_id", "thread_id", "framework", "task", "name", "error_type")
+#: Columns copied from the record key of the same name (the other columns are built below).
+_CALL_PLAIN = columns.names("calls", "plain")
+_CALL_FLOAT = columns.names("calls", "float")
+_TOOL_PLAIN = columns.names("tool_executions", "plain")
+_ESCALATION_PLAIN = columns.names("escalations", "plain")
+_LABEL_PLAIN = columns.names("labels", "plain")
 
 _SQL = {
     "calls": "INSERT OR IGNORE INTO calls ({}) VALUES ({})".format(", ".join(CALL_COLUMNS), ", ".join("?" * len(CALL_COLUMNS))),
@@ -287,30 +282,28 @@ class RowBuilder:
             usage = {}
         tools_hash, tool_names = self._tools(get("tools"), blobs, ts)
         valid = get("valid")
-        json_, text = self._json, self._text
-        messages = self._messages(get("messages"), session, stats, blobs, ts)
-        content = text(get("content"), session, stats)
-        tool_calls = self._tool_calls(get("tool_calls"), session, stats)
-        error_message = text(get("error_message"), session, stats)
+        row: dict[str, Any] = {name: _plain(get(name)) for name in _CALL_PLAIN}
+        for name in _CALL_FLOAT:
+            row[name] = to_float(get(name))
         tool_choice = get("tool_choice")
-        tool_choice = None if tool_choice is None else (
-            dumps(session.tool_choice(tool_choice)) if session is not None else json_(tool_choice, None, stats))
-        params = self._params(get("params"), session, stats)
-        tags = json_(get("tags"), session, stats)
-        metadata = self._metadata(rec, CALL_KEYS, session, stats)
-        p = _plain
-        return (
-            rid, ts, p(get("run_id")), p(get("parent_run_id")), p(get("thread_id")), p(get("framework")),
-            p(get("task")), p(get("runtime")), p(get("model_requested")), p(get("model")), p(get("route")),
-            p(get("escalation_reason")), messages, tools_hash, tool_names,
-            tool_choice, params, content, tool_calls,
-            p(get("finish_reason")), None if valid is None else int(bool(valid)), to_float(get("confidence")),
-            to_float(get("latency_ms")), to_float(get("ttft_ms")),
-            to_int(get("input_tokens", usage.get("input_tokens"))),
-            to_int(get("output_tokens", usage.get("output_tokens"))),
-            p(get("error_type")), error_message, tags, metadata,
-            session.total if session is not None else 0, stats.get("truncated", 0) + stats.get("cut", 0),
+        row.update(
+            id=rid, ts=ts, tools_hash=tools_hash, tool_names=tool_names,
+            messages=self._messages(get("messages"), session, stats, blobs, ts),
+            content=self._text(get("content"), session, stats),
+            tool_calls=self._tool_calls(get("tool_calls"), session, stats),
+            error_message=self._text(get("error_message"), session, stats),
+            tool_choice=None if tool_choice is None else (
+                dumps(session.tool_choice(tool_choice)) if session is not None else self._json(tool_choice, None, stats)),
+            params=self._params(get("params"), session, stats),
+            tags=self._json(get("tags"), session, stats),
+            metadata=self._metadata(rec, CALL_KEYS, session, stats),
+            valid=None if valid is None else int(bool(valid)),
+            input_tokens=to_int(get("input_tokens", usage.get("input_tokens"))),
+            output_tokens=to_int(get("output_tokens", usage.get("output_tokens"))),
         )
+        row["redactions"] = session.total if session is not None else 0  # after every text was redacted
+        row["truncated"] = stats.get("truncated", 0) + stats.get("cut", 0)
+        return tuple(row[name] for name in CALL_COLUMNS)
 
     def tool(self, rid: str, t: float, rec: Mapping[str, Any]) -> tuple[Any, ...]:
         session = self.redactor.session() if self.redactor is not None else None
@@ -338,7 +331,8 @@ class RowBuilder:
             "metadata": self._metadata(rec, TOOL_KEYS, session, stats),
         }
         for key in _TOOL_PLAIN:
-            row[key] = _plain(error_type if key == "error_type" else rec.get(key))
+            row[key] = _plain(rec.get(key))
+        row["error_type"] = _plain(error_type)
         row["redactions"] = session.total if session is not None else 0
         return tuple(row[c] for c in TOOL_COLUMNS)
 
@@ -348,15 +342,19 @@ class RowBuilder:
         if isinstance(meta, Mapping):
             extra = {**meta, **extra}
         session = self.redactor.session() if self.redactor is not None else None
-        return (rid, _ts(rec.get("ts"), t), _plain(rec.get("slm_call_id")), _plain(rec.get("llm_call_id")),
-                _plain(rec.get("reason")), self._json(drop_credentials(jsonable(extra)), session, {}) if extra else None)
+        row = {name: _plain(rec.get(name)) for name in _ESCALATION_PLAIN}
+        row.update(id=rid, ts=_ts(rec.get("ts"), t),
+                   metadata=self._json(drop_credentials(jsonable(extra)), session, {}) if extra else None)
+        return tuple(row[name] for name in ESCALATION_COLUMNS)
 
     def label(self, rid: str, t: float, rec: Mapping[str, Any]) -> tuple[Any, ...]:
         extra = rec.get("extra") or None
         session = self.redactor.session() if self.redactor is not None else None
-        return (rid, _ts(rec.get("ts"), t), _plain(rec.get("target_id")), _plain(rec.get("label")),
-                to_float(rec.get("score")), self._text(rec.get("note"), session, {}),
-                self._json(drop_credentials(jsonable(extra)), session, {}) if extra else None)
+        row = {name: _plain(rec.get(name)) for name in _LABEL_PLAIN}
+        row.update(id=rid, ts=_ts(rec.get("ts"), t), score=to_float(rec.get("score")),
+                   note=self._text(rec.get("note"), session, {}),
+                   extra=self._json(drop_credentials(jsonable(extra)), session, {}) if extra else None)
+        return tuple(row[name] for name in LABEL_COLUMNS)
 
 
 def _is_lock_error(exc: BaseException) -> bool:

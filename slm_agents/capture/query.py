@@ -1,6 +1,6 @@
-"""Reading a capture database: one call, a filtered list, summary statistics, merging files.
+"""Reading a capture database: one call, a filtered list, summary statistics.
 
-These back the ``slm-agents stats / calls / merge`` commands and work on any migrated file (a
+These back the ``slm-agents stats / calls`` commands (merging files is :mod:`.merge`) and work on any migrated file (a
 store's ``db``, or ``sqlite_utils.Database(path)``).
 
 Example:
@@ -20,24 +20,17 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from sqlite_utils import Database
 
 from ..errors import CaptureError
+from ._paths import resolve_path
+from .columns import JSON_COLUMNS
+from .schema import migrate
 
-__all__ = ["open_db", "loads", "BlobCache", "read_call", "list_calls", "stats", "Prices", "merge", "JSON_COLUMNS"]
-
-JSON_COLUMNS = {
-    "calls": ("messages", "tool_names", "tool_choice", "params", "tool_calls", "tags", "metadata"),
-    "tool_executions": ("arguments", "metadata"),
-    "escalations": ("metadata",),
-    "labels": ("extra",),
-}
-MERGE_TABLES = ("blobs", "calls", "tool_executions", "escalations", "labels")
+__all__ = ["open_db", "loads", "BlobCache", "read_call", "list_calls", "stats", "Prices", "JSON_COLUMNS"]
 
 
 def open_db(path_or_db: str | os.PathLike[str] | Database | None = None) -> Database:
@@ -46,9 +39,6 @@ def open_db(path_or_db: str | os.PathLike[str] | Database | None = None) -> Data
     Raises:
         CaptureError: The file does not exist (the message says how to create one).
     """
-    from .schema import migrate
-    from .store import resolve_path
-
     if isinstance(path_or_db, Database):
         db = path_or_db
     else:
@@ -298,52 +288,3 @@ def _percentiles_all(db: Database) -> dict[str, float | None]:
     rows = _percentiles(db, "1")
     p50, p95 = next(iter(rows.values()), (None, None))
     return {"p50_ms": p50, "p95_ms": p95}
-
-
-def merge(output: str | os.PathLike[str], sources: list[str | os.PathLike[str]]) -> dict[str, int]:
-    """Copy every row of ``sources`` into ``output`` (created and migrated if needed).
-
-    Rows are deduplicated on their id (blobs on their hash); the sources are opened read-only.
-
-    Returns:
-        Rows added per table.
-    """
-    from .store import CaptureStore
-
-    out_path = Path(output).absolute()
-    for source in sources:
-        if not Path(source).exists():
-            raise CaptureError(f"no such capture file: {source}")
-        if Path(source).absolute() == out_path:
-            raise CaptureError(f"{source} is the output file; choose another -o")
-    CaptureStore(out_path, redactor=None).close()
-    conn = sqlite3.connect(out_path.as_uri(), timeout=30, uri=True, isolation_level=None)
-    added = dict.fromkeys(MERGE_TABLES, 0)
-    try:
-        conn.execute("PRAGMA busy_timeout = 30000")
-        out_columns = {t: [r[1] for r in conn.execute(f"PRAGMA main.table_info({t})")] for t in MERGE_TABLES}
-        for source in sources:
-            uri = Path(source).absolute().as_uri() + "?mode=ro"
-            conn.execute("ATTACH DATABASE ? AS src", [uri])
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                for table in MERGE_TABLES:
-                    src_columns = {r[1] for r in conn.execute(f"PRAGMA src.table_info({table})")}
-                    columns = [c for c in out_columns[table] if c in src_columns]
-                    if not columns:
-                        continue
-                    names = ", ".join(columns)
-                    before = conn.total_changes
-                    conn.execute(f"INSERT OR IGNORE INTO main.{table} ({names}) SELECT {names} FROM src.{table}")
-                    added[table] += conn.total_changes - before
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            finally:
-                conn.execute("DETACH DATABASE src")
-    finally:
-        conn.close()
-    return added
-

@@ -38,7 +38,10 @@ from sqlite_utils import Database
 from .._ids import new_id
 from ..errors import CaptureError, InvalidRequest
 from ..types import Completion
+from ._paths import DEFAULT_PATH, ENV_DB, resolve_path
 from ._writer import STOP, FlushMarker, RowBuilder, Writer, _describe, check_ts
+from .outcomes import log_feedback
+from .query import read_call
 from .redact import Redactor
 from .schema import migrations
 
@@ -47,16 +50,8 @@ __all__ = ["CaptureStore", "CaptureStats", "get_default_store", "set_default_sto
 
 logger = logging.getLogger("slm_agents.capture")
 
-DEFAULT_PATH = "slm_agents.db"
-ENV_DB = "SLM_AGENTS_DB"
 OnFull = Literal["drop_newest", "block"]
 _DEFAULT = object()
-
-
-def resolve_path(path: str | os.PathLike[str] | None = None) -> Path:
-    """The capture file: ``path``, else ``$SLM_AGENTS_DB``, else ``./slm_agents.db``."""
-    chosen = path if path is not None else (os.environ.get(ENV_DB) or DEFAULT_PATH)
-    return Path(chosen).expanduser().absolute()
 
 
 @dataclass(frozen=True)
@@ -511,10 +506,30 @@ class CaptureStore:
         self._put(("label", rid, time.time(), rec))
         return rid
 
+    def feedback(self, call_or_run_id: str, *, good: bool | None = None, score: float | None = None,
+                 note: str | None = None) -> str:
+        """Thumbs up/down (``good=``) or a 0..1 ``score`` on a call, or on a run or thread (then
+        on the call that produced its final answer); returns the label's id.
+
+        Negative feedback (thumbs down, a score under 0.5) counts against the call's task in
+        outcome readiness (:mod:`slm_agents.capture.outcomes`): the report and
+        ``slm-agents tasks`` show it. Stored as a ``labels`` row (``"good"``/``"bad"``, score).
+
+        Raises:
+            InvalidRequest: Neither ``good`` nor ``score`` was given, or the score is not in 0..1.
+
+        Example:
+            >>> from sqlite_utils import Database
+            >>> store = CaptureStore(Database(memory=True), redactor=None)
+            >>> cid = store.log({"messages": [{"role": "user", "content": "hi"}], "route": "slm"})
+            >>> _ = store.feedback(cid, good=False, note="wrong table")
+            >>> store.flush(), [(r["label"], r["score"]) for r in store.db.query("select * from labels")]
+            (True, [('bad', 0.0)])
+        """
+        return log_feedback(self, call_or_run_id, good=good, score=score, note=note)
+
     def get_call(self, call_id: str, *, hydrate: bool = True) -> dict[str, Any] | None:
         """One stored call as a dict, JSON columns decoded and blobs put back (see ``read_call``)."""
-        from .query import read_call
-
         return read_call(self.db, call_id, hydrate=hydrate)
 
 

@@ -46,7 +46,7 @@ from sqlite_utils import Database
 from ..errors import InvalidRequest, missing_extra
 from ._rows import BlobCache, called_tools, has_table, loads, text_of
 
-__all__ = ["Task", "cluster_tasks", "list_tasks", "resolve_task", "ensure_tables", "unassigned_calls",
+__all__ = ["Task", "cluster_tasks", "recount_tasks", "list_tasks", "resolve_task", "ensure_tables", "unassigned_calls",
            "TASKS_TABLE", "CALL_TASKS_TABLE"]
 
 TASKS_TABLE = "tasks"
@@ -345,30 +345,11 @@ def cluster_tasks(
     tasks: list[Task] = []
     mapping: list[tuple[str, str]] = []
     for task, ids in members:
-        tool_counts: Counter[str] = Counter()
-        for cid in ids:
-            route, inp, out, _ = info[cid]
-            tool_counts.update(tools_of[cid])
-            task.calls += 1
-            task.input_tokens += inp
-            task.output_tokens += out
-            if route == "llm":
-                task.llm_calls += 1
-                task.llm_cost_usd += (inp * prices.llm_input + out * prices.llm_output) / 1_000_000
-            elif route == "shadow":
-                task.shadow_calls += 1
-            elif route == "slm":
-                task.slm_calls += 1
-                task.escalations += cid in escalated
-            mapping.append((cid, task.id))
-        steps = task.llm_calls + task.slm_calls - task.escalations
-        task.llm_share = task.llm_calls / steps if steps > 0 else 0.0
-        task.top_tools = [name for name, _ in tool_counts.most_common(3)]
+        _tally(task, ids, info, tools_of, escalated, prices)
+        mapping.extend((cid, task.id) for cid in ids)
         if task.method == "label" and not task.sample_prompt:
             task.sample_prompt = _sample_prompt(db, ids[0], blobs)
-        tools = ", ".join(task.top_tools) or "no tool calls"
-        prefix = f"{task.name}: " if task.name else ""
-        task.label = f"{prefix}{tools} | {task.sample_prompt[:60]!r}"
+        task.label = _task_label(task)
         task.clustered_at = now
         tasks.append(task)
 
@@ -383,6 +364,73 @@ def cluster_tasks(
         db.conn.executemany(f"INSERT OR REPLACE INTO {CALL_TASKS_TABLE} (call_id, task_id) VALUES (?, ?)", mapping)
     tasks.sort(key=lambda t: (-t.calls, t.id))
     return tasks
+
+
+def _tally(task: Task, ids: list[str], info: dict[str, tuple[str | None, int, int, str | None]],
+           tools_of: dict[str, list[str]], escalated: set[str], prices: Any) -> None:
+    """Set ``task``'s counters, shares, cost and top tools from its calls ``ids``."""
+    tool_counts: Counter[str] = Counter()
+    task.calls = task.llm_calls = task.slm_calls = task.shadow_calls = task.escalations = 0
+    task.input_tokens = task.output_tokens = 0
+    task.llm_cost_usd = 0.0
+    for cid in ids:
+        route, inp, out, _ = info[cid]
+        tool_counts.update(tools_of[cid])
+        task.calls += 1
+        task.input_tokens += inp
+        task.output_tokens += out
+        if route == "llm":
+            task.llm_calls += 1
+            task.llm_cost_usd += (inp * prices.llm_input + out * prices.llm_output) / 1_000_000
+        elif route == "shadow":
+            task.shadow_calls += 1
+        elif route == "slm":
+            task.slm_calls += 1
+            task.escalations += cid in escalated
+    steps = task.llm_calls + task.slm_calls - task.escalations
+    task.llm_share = task.llm_calls / steps if steps > 0 else 0.0
+    task.top_tools = [name for name, _ in tool_counts.most_common(3)]
+
+
+def _task_label(task: Task) -> str:
+    tools = ", ".join(task.top_tools) or "no tool calls"
+    prefix = f"{task.name}: " if task.name else ""
+    return f"{prefix}{tools} | {task.sample_prompt[:60]!r}"
+
+
+def recount_tasks(db: Database) -> list[Task]:
+    """Recompute every stored task's counters from the calls ``call_tasks`` assigns to it.
+
+    ``slm-agents merge`` copies the task tables of each file and then calls this: a task found in
+    several files counts the merged calls once each. Assignments and labels are kept as they are.
+    """
+    from ..capture.query import Prices
+
+    ensure_tables(db)
+    tasks = {r["id"]: Task.from_row(r) for r in db.query(f"SELECT * FROM {TASKS_TABLE}")}
+    escalated = {r[0] for r in db.execute("SELECT slm_call_id FROM escalations WHERE slm_call_id IS NOT NULL")}
+    info: dict[str, tuple[str | None, int, int, str | None]] = {}
+    tools_of: dict[str, list[str]] = {}
+    members: dict[str, list[str]] = defaultdict(list)
+    for task_id, cid, route, inp, out, tool_calls_json in db.execute(
+        f"SELECT ct.task_id, c.id, c.route, c.input_tokens, c.output_tokens, c.tool_calls "
+        f"FROM {CALL_TASKS_TABLE} ct JOIN calls c ON c.id = ct.call_id ORDER BY c.id"
+    ):
+        info[cid] = (route, int(inp or 0), int(out or 0), None)
+        tools_of[cid] = called_tools(tool_calls_json)
+        members[task_id].append(cid)
+    prices = Prices.from_env()
+    for task_id, task in tasks.items():
+        _tally(task, members.get(task_id, []), info, tools_of, escalated, prices)
+        task.label = _task_label(task)
+    columns = [c for c in _TASK_COLUMNS if c != "id"]
+    with db.conn:
+        db.conn.executemany(
+            f"UPDATE {TASKS_TABLE} SET {', '.join(f'{c} = ?' for c in columns)} WHERE id = ?",
+            [(*(json.dumps(t.top_tools) if c == "top_tools" else getattr(t, c) for c in columns), t.id)
+             for t in tasks.values()],
+        )
+    return sorted(tasks.values(), key=lambda t: (-t.calls, t.id))
 
 
 def _sample_prompt(db: Database, call_id: str, blobs: BlobCache) -> str:
