@@ -37,16 +37,19 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from slm_agents.capture import records
 from slm_agents.policy import EscalationPolicy, Verdict
 from slm_agents.routing import Routed, arun_routed
 from slm_agents.types import Completion, StreamChunk
 
 from . import _protocol as proto
-from ._records import FRAMEWORK, completion_fields, error_fields, log_step
 
 __all__ = ["Gateway", "create_app", "DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_CONCURRENCY", "HEADER_PREFIX"]
 
 logger = logging.getLogger("slm_agents_gateway")
+
+#: ``calls.framework`` of everything the gateway records.
+FRAMEWORK = "gateway"
 
 DEFAULT_MAX_BODY_BYTES = proto.DEFAULT_MAX_BODY_BYTES
 DEFAULT_MAX_CONCURRENCY = proto.DEFAULT_MAX_CONCURRENCY
@@ -93,11 +96,19 @@ class _Step:
     slm_ran: bool = False
     llm_ran: bool = False
 
-    def base(self) -> dict[str, Any]:
+    def record(self, route: str, reason: str | None, slm: dict[str, Any] | None) -> records.Step:
+        """This request as a capture step (the core builds the records: the same as every face's).
+
+        The request's id (``chatcmpl-…``) is the records' ``run_id``, so a client can attach
+        feedback with ``store.label(run_id, ...)``.
+        """
         req = self.req
-        return {"messages": req.messages, "tools": req.tools, "tool_choice": req.tool_choice,
-                "params": req.sampling or None, "framework": FRAMEWORK, "task": self.task,
-                "model_requested": req.model, "run_id": self.run_id, "thread_id": self.thread_id}
+        context = records.context_fields(framework=FRAMEWORK, task=self.task, thread_id=self.thread_id,
+                                         run_id=self.run_id)  # fmt: skip
+        context["model_requested"] = req.model
+        request = records.request_fields(req.messages, tools=req.tools, tool_choice=req.tool_choice,
+                                         params=req.sampling)  # fmt: skip
+        return records.Step(request=request, context=context, route=route, reason=reason, slm=slm)
 
 
 class Gateway:
@@ -341,12 +352,13 @@ class Gateway:
         return self.policy.check(attempt, step.req.tools, step.req.tool_choice, task=step.task)
 
     def _slm_fields(self, step: _Step, verdict: Verdict | None) -> dict[str, Any] | None:
-        if step.slm is not None:
-            return completion_fields(step.slm, valid=verdict.ok if verdict is not None else None)
-        if step.slm_error is not None:
-            return error_fields(step.slm_error, latency_ms=step.slm_ms, model=getattr(self.slm, "model_name", None),
-                                runtime=getattr(self.slm, "name", None))
-        return None
+        return records.attempt_fields(step.slm, step.slm_error, valid=verdict.ok if verdict is not None else None,
+                                      latency_ms=step.slm_ms, model=getattr(self.slm, "model_name", None),
+                                      runtime=getattr(self.slm, "name", None))  # fmt: skip
+
+    def _llm_error(self, error: BaseException) -> dict[str, Any]:
+        return {**records.error_fields(error, model=getattr(self.llm, "model_name", None),
+                                       runtime=getattr(self.llm, "name", None)), "valid": False}  # fmt: skip
 
     def _failure(self, step: _Step, error: BaseException) -> Response:
         """The SLM (with no LLM to fall back on) or the upstream LLM failed: capture it, answer 5xx."""
@@ -357,9 +369,9 @@ class Gateway:
         reason = verdict.reason if verdict is not None and not verdict.ok else None
         llm_fields = None
         if upstream:
-            llm_fields = error_fields(cause, model=getattr(self.llm, "model_name", None), runtime=getattr(self.llm, "name", None))
-        log_step(self.store, step.base(), route="llm" if upstream else "slm", reason=reason,
-                 slm=self._slm_fields(step, verdict), llm=llm_fields)
+            llm_fields = self._llm_error(cause)
+        records.log_step(self.store, step.record("llm" if upstream else "slm", reason, self._slm_fields(step, verdict)),
+                         answer=llm_fields)
         logger.warning("slm-agents gateway: the %s failed (%s)", "upstream LLM" if upstream else "SLM", type(cause).__name__)
         who = "the upstream LLM" if upstream else "the SLM (and no --llm-base-url is set to escalate to)"
         status, kind = (502, "upstream_error") if upstream else (500, "server_error")
@@ -400,8 +412,8 @@ class Gateway:
             return self._failure(step, e)
         answer: Completion = routed.result
         slm_fields = self._slm_fields(step, routed.verdict)
-        llm_fields = completion_fields(answer) if routed.route in ("llm", "shadow") else None
-        log_step(self.store, step.base(), route=routed.route, reason=routed.reason, slm=slm_fields, llm=llm_fields)
+        llm_fields = records.completion_fields(answer) if routed.route in ("llm", "shadow") else None
+        records.log_step(self.store, step.record(routed.route, routed.reason, slm_fields), answer=llm_fields)
         self.answered[routed.route] += 1
         body = proto.completion_body(answer, cid=step.run_id, model=step.req.model, created=step.created,
                                      meta=self._meta(step, routed, answer))
@@ -429,14 +441,12 @@ class Gateway:
             llm_fields = None
             if routed.route in ("llm", "shadow"):
                 if final is not None:
-                    llm_fields = completion_fields(final)
+                    llm_fields = records.completion_fields(final)
                 else:
-                    err = error or _ClientGone("the stream ended before the answer was complete")
-                    llm_fields = error_fields(err, model=getattr(self.llm, "model_name", None),
-                                              runtime=getattr(self.llm, "name", None))
+                    llm_fields = self._llm_error(error or _ClientGone("the stream ended before the answer was complete"))
             elif error is not None and slm_fields is not None:
                 slm_fields["error_type"] = type(error).__name__  # the SLM's answer did not reach the client in full
-            log_step(self.store, step.base(), route=routed.route, reason=routed.reason, slm=slm_fields, llm=llm_fields)
+            records.log_step(self.store, step.record(routed.route, routed.reason, slm_fields), answer=llm_fields)
             if error is None:
                 self.answered[routed.route] += 1
             else:
