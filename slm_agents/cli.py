@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from . import __version__
-from .cli_capture import FiniteFloat
+from .cli_capture import FiniteFloat, one_line_errors
 from .errors import SLMAgentsError
 
 __all__ = ["cli"]
@@ -36,6 +36,7 @@ def cli() -> None:
 @cli.command()
 @click.option("--model-path", type=click.Path(dir_okay=False), help="A GGUF file (default: the packaged SmolLM2).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@one_line_errors
 def models(model_path: str | None, as_json: bool) -> None:
     """Show the default model (or a GGUF file): path, size, quantization, context, tool support."""
     from .models import model_info
@@ -71,6 +72,7 @@ def models(model_path: str | None, as_json: bool) -> None:
               help="llama.cpp threads (default: every core, or 1 when the machine is already busy).")
 @click.option("--lora", "lora_path", type=click.Path(dir_okay=False), default=None,
               help="Run the SLM parts with this LoRA adapter (adapter.gguf from slm-agents finetune).")
+@one_line_errors
 def demo(
     model_path: str | None,
     base_url: str | None,
@@ -95,28 +97,28 @@ def demo(
     started = time.perf_counter()
     if base_url and lora_path:
         raise click.UsageError("--lora runs on the in-process model: drop --base-url (or load the adapter in that server)")
-    if base_url:
-        from .runtimes.openai_compat import OpenAICompatRuntime
-
-        slm: Any = OpenAICompatRuntime(model=model_name or "default", base_url=base_url)
-        slm_name = f"{slm.model_name} ({slm.name})"
-    else:
-        slm = slm_runtimes(model_path, n_threads=threads, lora_path=lora_path)
-        first = next(iter(slm.values()))
-        n = first.llama.n_threads if hasattr(first.llama, "n_threads") else "?"
-        slm_name = f"{first.model_name} ({first.name}, one context per part, {n} thread(s))"
-    click.echo(f"slm-agents demo: the Query Writer agent, SLM parts on {slm_name}")
     store = None
-    if not no_capture:
+    if not no_capture:  # opened first: a bad --db is one error line before any model loads
         from .capture import CaptureStore
 
         store = CaptureStore(db)
     try:
+        if base_url:
+            from .runtimes.openai_compat import OpenAICompatRuntime
+
+            slm: Any = OpenAICompatRuntime(model=model_name or "default", base_url=base_url)
+            slm_name = f"{slm.model_name} ({slm.name})"
+        else:
+            slm = slm_runtimes(model_path, n_threads=threads, lora_path=lora_path)
+            first = next(iter(slm.values()))
+            n = first.llama.n_threads if hasattr(first.llama, "n_threads") else "?"
+            slm_name = f"{first.model_name} ({first.name}, one context per part, {n} thread(s))"
+        click.echo(f"slm-agents demo: the Query Writer agent, SLM parts on {slm_name}")
         run_demo(slm, llm_from_env(), list(questions) or None, store=store, echo=click.echo, max_fixes=max_fixes)
     finally:
         if store is not None:
             store.close()
-    if store is not None:
+    if store is not None and store.path is not None:  # a file store always has its path
         click.echo(f"\nCaptured {store.stats.written} records into {store.path}.")
         show_loop(store.path, echo=click.echo)
         click.echo(f"\nNext: slm-agents report --db {store.path} -o report.html")
@@ -136,10 +138,14 @@ def demo(
               show_envvar=True, help="USD per million tokens (default 0).")
 @click.option("--price-slm-output", "slm_output", type=FiniteFloat(0.0), default=None, envvar="SLM_AGENTS_PRICE_SLM_OUTPUT",
               show_envvar=True, help="USD per million tokens (default 0).")
-def report(db_path: str | None, output: str, **prices: float | None) -> None:
+@click.option("--eval", "eval_path", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Results of 'slm-agents eval --json': show each task's replay readiness beside its outcome readiness.")
+def report(db_path: str | None, output: str, eval_path: str | None, **prices: float | None) -> None:
     """Write a self-contained HTML report of a capture file: routes over time, tasks, latency, escalations, cost.
 
-    Charts are inline SVG (matplotlib, the `loop` extra); the page loads nothing from the network.
+    Each task shows its outcome readiness (SLM calls accepted and not followed by a tool error or
+    negative feedback) and, with --eval, its replay readiness. Charts are inline SVG (matplotlib,
+    the `loop` extra); the page loads nothing from the network.
     """
     from .capture import Prices
     from .cli_capture import one_line_errors, open_capture_file
@@ -153,9 +159,14 @@ def report(db_path: str | None, output: str, **prices: float | None) -> None:
         if not out.absolute().parent.is_dir():
             raise click.ClickException(f"the folder {out.absolute().parent} does not exist; create it first")
         db = open_capture_file(db_path)
+        replay = None
+        if eval_path is not None:
+            from .evaluate import load_replay_readiness
+
+            replay = load_replay_readiness(eval_path)
         mask = os.umask(0o077)  # created 0600
         try:
-            html = Path(write_report(db, output, prices=Prices.from_env(**prices)))
+            html = Path(write_report(db, output, prices=Prices.from_env(**prices), replay=replay))
         finally:
             os.umask(mask)
         write_private(html, html.read_text(encoding="utf-8"))  # mode 0600: captured data is sensitive

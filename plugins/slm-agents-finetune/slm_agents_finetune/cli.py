@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from slm_agents.errors import SLMAgentsError
+from slm_agents.cli_capture import one_line_errors
 
 __all__ = ["finetune_command", "promote_command"]
 
@@ -55,6 +55,7 @@ def _policy_path(path: str | None) -> str:
               help="Policy file for --promote (default: $SLM_AGENTS_POLICY or ./slm_agents_policy.json).")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when stderr is a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the training card as JSON.")
+@one_line_errors
 def finetune_command(db_path: str | None, task: str, out_dir: str, model_path: str | None, base_dir: str | None,
                      epochs: int, rank: int, alpha: float, dropout: float, targets: str, lr: float, batch_size: int,
                      micro_batch: int, max_length: int, max_steps: int | None, precision: str, seed: int, val_fraction: float,
@@ -68,7 +69,7 @@ def finetune_command(db_path: str | None, task: str, out_dir: str, model_path: s
     or --promote it so every router runs the task with it.
     """
     try:
-        from slm_agents.dataset import open_db
+        from slm_agents.cli_capture import open_capture_file
 
         from .pipeline import finetune, promote
         from .train import TrainConfig
@@ -81,7 +82,7 @@ def finetune_command(db_path: str | None, task: str, out_dir: str, model_path: s
                              targets=tuple(t.strip() for t in targets.split(",") if t.strip()), epochs=epochs, lr=lr,
                              batch_size=batch_size, max_length=max_length, seed=seed, max_steps=max_steps,
                              precision=precision, micro_batch=micro_batch)
-        db = open_db(db_path)
+        db = open_capture_file(db_path, write=True)  # missing, not SQLite, newer schema: one line
         result = finetune(db, task, out_dir, model_path=model_path, base_dir=base_dir, config=config,
                           val_fraction=val_fraction, min_examples=min_examples, force=force, resume=resume,
                           evaluate_after=not no_eval,
@@ -93,8 +94,6 @@ def finetune_command(db_path: str | None, task: str, out_dir: str, model_path: s
         raise click.ClickException(
             f"interrupted: no adapter was written; finished epochs are in {out_dir}/checkpoints "
             "(continue with --resume)") from None
-    except SLMAgentsError as e:
-        raise click.ClickException(str(e)) from e
     if as_json:
         click.echo(json.dumps(result.card, indent=2))
     else:
@@ -108,6 +107,7 @@ def finetune_command(db_path: str | None, task: str, out_dir: str, model_path: s
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False), default=None,
               help="Policy file to update (default: $SLM_AGENTS_POLICY or ./slm_agents_policy.json).")
 @click.option("--force", is_flag=True, help="Promote even when the tuned model did not beat the base.")
+@one_line_errors
 def promote_command(run_dir: str, policy_path: str | None, force: bool) -> None:
     """Map a finetune run's task to its adapter in the policy file, if it beat the base on validation.
 
@@ -116,10 +116,7 @@ def promote_command(run_dir: str, policy_path: str | None, force: bool) -> None:
     """
     from .pipeline import promote
 
-    try:
-        done, message = promote(run_dir, _policy_path(policy_path), force=force)
-    except SLMAgentsError as e:
-        raise click.ClickException(str(e)) from e
+    done, message = promote(run_dir, _policy_path(policy_path), force=force)
     click.echo(message)
     if not done:
         sys.exit(1)

@@ -183,6 +183,21 @@ def test_the_commands_are_registered_and_documented_errors_are_one_line(tmp_path
     assert "no capture database" in result.output and len(result.output.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("content", [b"this is not sqlite at all\x00\xff" * 100, b"SQLite format 3\x00" + b"\x07" * 500])
+def test_a_corrupt_capture_file_or_a_bad_run_folder_is_one_error_line(tmp_path: Path, content: bytes) -> None:
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(content)
+    runner = CliRunner()
+    for args in (["finetune", "--db", str(bad), "--task", "support", "-o", str(tmp_path / "out")],
+                 ["promote", str(tmp_path), "--policy", str(tmp_path / "policy.json")]):
+        result = runner.invoke(cli, args)
+        lines = [line for line in result.output.splitlines() if line.strip()]
+        assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+        assert isinstance(result.exception, SystemExit), repr(result.exception)
+        assert len(lines) == 1 and lines[0].startswith("Error:"), result.output
+    assert "bad.db" in runner.invoke(cli, ["finetune", "--db", str(bad), "--task", "t", "-o", str(tmp_path / "o")]).output
+
+
 def test_heldout_cases_differ_from_the_captured_phrasings() -> None:
     train = {s.messages[-1]["content"] for s in conversations(200, seed=0)}
     held = eval_cases(40, seed=0)

@@ -120,3 +120,14 @@ def test_exports_report_and_card_are_0600_in_a_0700_folder_and_export_refuses_to
 def test_missing_parent_folder_is_a_one_line_error(capture_db, tmp_path):
     _one_line_error(_run("export", "--db", str(capture_db), "-o", str(tmp_path / "no" / "such")), "does not exist")
     _one_line_error(_run("report", "--db", str(capture_db), "-o", str(tmp_path / "no" / "r.html")), "does not exist")
+
+
+@pytest.mark.parametrize("content", [b"this is not sqlite at all\x00\xff" * 100, b"SQLite format 3\x00" + b"\x07" * 500])
+def test_demo_with_a_corrupt_capture_file_is_one_line_naming_it_before_any_model_loads(tmp_path, content):
+    bad = tmp_path / "bad.db"
+    bad.write_bytes(content)
+    _one_line_error(_run("demo", "--db", str(bad), "--model-path", str(tmp_path / "never-loaded.gguf")), "bad.db")
+
+
+def test_models_with_a_missing_gguf_is_one_line(tmp_path):
+    _one_line_error(_run("models", "--model-path", str(tmp_path / "missing.gguf")), "missing.gguf")
