@@ -62,7 +62,6 @@ __all__ = [
     "response_metadata",
     "completion_to_message",
     "stream_chunk_to_message_chunk",
-    "final_message_chunk",
     "message_to_chunk",
 ]
 
@@ -251,13 +250,6 @@ def _tool_call_chunks(deltas: Sequence[ToolCallDelta]) -> list[ToolCallChunk]:
     return [
         tool_call_chunk(name=v["name"], args=v["args"] or None, id=v["id"], index=i) for i, v in merged.items()
     ]
-
-
-def final_message_chunk(completion: Completion, *, route: str = "slm", **metadata: Any) -> AIMessageChunk:
-    """The closing chunk of a stream: no content, usage and metadata of the whole completion."""
-    return stream_chunk_to_message_chunk(
-        StreamChunk(finish_reason=completion.finish_reason, completion=completion), route=route, **metadata
-    )
 
 
 def _with_invalid(message: AIMessage) -> dict[str, Any]:

@@ -23,9 +23,9 @@ from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, model_validator
-from typing_extensions import Self
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
+from slm_agents.arguments import check_sampling, runtime_choice
 from slm_agents.errors import InvalidRequest
 from slm_agents.models import DEFAULT_MODEL_FILE
 from slm_agents.toolcalls import normalize_tool_choice, normalize_tools
@@ -153,7 +153,8 @@ class ChatSLM(BaseChatModel):
     # -- where the model runs -------------------------------------------------------------------
     model: str | None = None
     """Model name on an OpenAI-compatible server (with ``base_url``). Default None: run locally.
-    Setting it without ``base_url`` uses ``OPENAI_BASE_URL`` (or OpenAI itself)."""
+    Without ``base_url`` it needs ``OPENAI_BASE_URL``; it never silently runs the local default
+    model (:func:`slm_agents.arguments.runtime_choice`, the rule of every face)."""
 
     model_path: str | None = None
     """GGUF file to run in-process on llama.cpp. Default None: the packaged
@@ -235,15 +236,12 @@ class ChatSLM(BaseChatModel):
     _runtime: Any = PrivateAttr(default=None)
     _runtime_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
-    @model_validator(mode="after")
-    def _check_runtime_choice(self) -> Self:
-        if self.model_path is not None and (self.base_url is not None or self.model is not None):
-            raise InvalidRequest(
-                "ChatSLM takes model_path= (a local GGUF file) or base_url=/model= (a server), not both"
-            )
-        if self.base_url is not None and not self.model:
-            raise InvalidRequest("base_url= needs model= too: the name the server serves the model under")
-        return self
+    def __init__(self, **kwargs: Any) -> None:
+        # Checked before pydantic, so a bad argument raises InvalidRequest (as in every face).
+        if kwargs.get("runtime") is None:
+            runtime_choice(kwargs.get("model_path"), kwargs.get("base_url"), kwargs.get("model"))
+        check_sampling(temperature=kwargs.get("temperature"), max_tokens=kwargs.get("max_tokens"))
+        super().__init__(**kwargs)
 
     # -- the runtime ------------------------------------------------------------------------------
     @property

@@ -32,6 +32,7 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 
+from slm_agents.arguments import check_sampling, runtime_choice
 from slm_agents.errors import InvalidRequest
 from slm_agents.runtimes.base import SAMPLING_KEYS
 from slm_agents.types import Completion, StreamChunk
@@ -95,7 +96,8 @@ class SLM(FunctionCallingLLM):
         model: The model name the server serves.
         api_key: For the server (default ``OPENAI_API_KEY`` or none); never serialized.
         runtime: Any core :class:`~slm_agents.runtimes.Runtime`; overrides the three above.
-        temperature: Sampling temperature (default 0.0, greedy).
+        temperature: Sampling temperature (default None: the runtime's, 0.0 (greedy) on local
+            llama.cpp; the same default as ``ChatSLM``).
         max_tokens: Cap on generated tokens (default 512); also ``metadata.num_output``.
         n_ctx: Context to allocate for an in-process model (default 4096).
         context_window: Override ``metadata.context_window`` (default: for an in-process model
@@ -126,7 +128,7 @@ class SLM(FunctionCallingLLM):
     model_path: str | None = Field(default=None, description="GGUF file; None runs the packaged default model.")
     base_url: str | None = Field(default=None, description="OpenAI-compatible endpoint (ending in /v1).")
     model: str | None = Field(default=None, description="Model name the server serves.")
-    temperature: float = Field(default=0.0, ge=0.0, description="Sampling temperature.")
+    temperature: float | None = Field(default=None, description="Sampling temperature (None: the runtime's).")
     max_tokens: int = Field(default=512, gt=0, description="Cap on generated tokens.")
     n_ctx: int = Field(default=4096, gt=0, description="Context allocated for an in-process model.")
     context_window: int | None = Field(default=None, description="Override for metadata.context_window.")
@@ -154,10 +156,9 @@ class SLM(FunctionCallingLLM):
         runtime: Runtime | None = None,
         **kwargs: Any,
     ) -> None:
-        if base_url and not model:
-            raise InvalidRequest("SLM(base_url=...) needs model= (the name the server serves the model under)")
-        if base_url and model_path:
-            raise InvalidRequest("pass either model_path= (in-process GGUF) or base_url= (a server), not both")
+        if runtime is None:
+            runtime_choice(model_path, base_url, model)  # the rule of every face: a model name is never dropped
+        check_sampling(temperature=kwargs.get("temperature"), max_tokens=kwargs.get("max_tokens"))
         unknown = set(kwargs.get("additional_kwargs") or {}) - SAMPLING_KEYS
         if unknown:
             raise InvalidRequest(
@@ -188,7 +189,7 @@ class SLM(FunctionCallingLLM):
         return self._runtime
 
     def _build_runtime(self) -> Runtime:
-        if self.base_url:
+        if self.base_url or self.model:
             from slm_agents.runtimes.openai_compat import OpenAICompatRuntime
 
             return OpenAICompatRuntime(
@@ -199,7 +200,7 @@ class SLM(FunctionCallingLLM):
         return LlamaCppRuntime(
             self.model_path,
             n_ctx=self.n_ctx,
-            temperature=self.temperature,
+            **({"temperature": self.temperature} if self.temperature is not None else {}),
             max_tokens=self.max_tokens,
             timeout=self.timeout,
             lora_path=self.lora_path,
@@ -235,7 +236,9 @@ class SLM(FunctionCallingLLM):
     def _request(self, messages: Sequence[ChatMessage], kwargs: dict[str, Any]) -> tuple[list, list | None, Any, dict]:
         tools = tools_to_openai(kwargs.get("tools")) or None
         tool_choice = kwargs.get("tool_choice") if tools else None
-        sampling: dict[str, Any] = {"temperature": self.temperature, "max_tokens": self.max_tokens}
+        sampling: dict[str, Any] = {"max_tokens": self.max_tokens}
+        if self.temperature is not None:
+            sampling["temperature"] = self.temperature
         if self.timeout is not None:
             sampling["timeout"] = self.timeout
         sampling.update(self.additional_kwargs)
