@@ -197,10 +197,11 @@ class SLM(FunctionCallingLLM):
             )
         from slm_agents.runtimes.llamacpp import LlamaCppRuntime
 
+        sampling: dict[str, Any] = {"temperature": self.temperature} if self.temperature is not None else {}
         return LlamaCppRuntime(
             self.model_path,
             n_ctx=self.n_ctx,
-            **({"temperature": self.temperature} if self.temperature is not None else {}),
+            **sampling,
             max_tokens=self.max_tokens,
             timeout=self.timeout,
             lora_path=self.lora_path,
