@@ -3,8 +3,9 @@
 Prompts are rendered with the model's own chat template; tool calls and JSON output are decoded
 under a GBNF grammar built from the JSON schemas, so every call parses, names a bound tool and
 satisfies its schema. One loaded model is shared per process (keyed by file and load options)
-behind a lock; successive steps that repeat a prefix (system prompt and tools) reuse its
-evaluated KV cache instead of evaluating it again.
+behind a lock; a step that repeats a prefix (system prompt and tools) of an earlier step resumes
+from its evaluated KV state, live in the context or kept in the model's prefix cache
+(``prefix_cache_bytes``, see ``_kv_cache``), instead of evaluating it again.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from ..toolcalls import (
     tool_call_grammar,
 )
 from ..types import Completion, Message, StreamChunk, Usage
+from ._kv_cache import PrefixCache, common_prefix_len
 from ._llama_decode import SamplerSlot, Sampling, build_sampler, decode
 from ._lora import AdapterSet, current_task_adapter
 from ._prompt import ChatTemplate
@@ -52,6 +54,8 @@ class _LoadedModel:
     n_vocab: int
     call_start_ids: list[int] = field(default_factory=list)  # first tokens that begin a tool call
     adapters: AdapterSet | None = None  # LoRA adapters loaded on this model, switched per call
+    cache: PrefixCache = field(default_factory=PrefixCache)  # evaluated prefixes, shared by its runtimes
+    kv_bytes_per_token: int = 0
 
 
 @dataclass
@@ -62,6 +66,41 @@ class _Plan:
     stops: list[str] = field(default_factory=list)
     decide: bool = False  # "auto": decide call-or-answer first, then decode under that branch's grammar
     answer_grammar: str = ""  # the grammar of the answer branch when deciding (default: no tag first)
+
+
+@dataclass
+class _Call:
+    """One request, ready to decode: what is decided before the model is locked."""
+
+    req: Request
+    opts: dict[str, Any]
+    plan: _Plan
+    tool_format: str
+    tokens: list[int]
+    stable: int  # leading tokens that repeat across steps (system prompt + tools): the cache key
+    max_tokens: int
+    stops: list[str]
+    deadline: float | None
+    sampling: Sampling
+    adapter: str | None
+    adapter_scale: float
+
+
+@dataclass
+class _Progress:
+    """What one call has generated so far."""
+
+    with_tools: bool  # the answer may be a tool call (parsed, with log-probabilities)
+    stops: list[str]
+    hold: int  # characters held back from streaming: a stop string may still begin there
+    parser: ToolCallStreamParser | None
+    decoder: Any
+    text: str = ""
+    emitted: int = 0
+    out_tokens: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    ttft: float | None = None
+    finish: str = "stop"
 
 
 # First token of a text answer with tool_choice="none": anything but the start of a tag.
@@ -93,6 +132,27 @@ def _call_start_ids(llm: Any) -> list[int]:
         if len(toks) == 1:
             ids.add(toks[0])
     return sorted(ids)
+
+
+# Bytes per element of llama.cpp's KV cache types (ggml_type: f32, f16, q4_0, q4_1, q5_0, q5_1,
+# q8_0, bf16); quantized types store blocks of 32 values.
+_KV_TYPE_BYTES = {0: 4.0, 1: 2.0, 2: 18 / 32, 3: 20 / 32, 6: 22 / 32, 7: 24 / 32, 8: 34 / 32, 30: 2.0}
+
+
+def _kv_bytes_per_token(llm: Any) -> int:
+    """Bytes of attention KV cache one token takes in this model's context (all layers, K and V)."""
+    import llama_cpp
+
+    model = llm._model.model
+    metadata = llm.metadata
+    arch = metadata.get("general.architecture", "")
+    n_head = max(1, llama_cpp.llama_model_n_head(model))
+    head = llama_cpp.llama_model_n_embd(model) // n_head
+    k = int(metadata.get(f"{arch}.attention.key_length", head))
+    v = int(metadata.get(f"{arch}.attention.value_length", head))
+    n_kv = llama_cpp.llama_model_n_head_kv(model) * llama_cpp.llama_model_n_layer(model)
+    params = llm.context_params
+    return round(n_kv * (k * _KV_TYPE_BYTES.get(params.type_k, 2.0) + v * _KV_TYPE_BYTES.get(params.type_v, 2.0)))
 
 
 def loaded_models() -> list[ModelInfo]:
@@ -133,6 +193,7 @@ def _load(path: Path, options: dict[str, Any], chat_template: str | None) -> _Lo
         )
         loaded.call_start_ids = _call_start_ids(llm)
         loaded.adapters = AdapterSet(llm)
+        loaded.kv_bytes_per_token = _kv_bytes_per_token(llm)
         _models[key] = loaded
         return loaded
 
@@ -170,6 +231,11 @@ class LlamaCppRuntime(BaseRuntime):
             weights). Without it, a router step
             runs with the adapter the policy maps its task to (``task_adapters``).
         lora_scale: The adapter's strength (1.0 as trained).
+        prefix_cache_bytes: Memory for evaluated prompt prefixes (system prompt + tools) kept to
+            resume from, so an agent's nodes with different prompts do not evaluate theirs again
+            at every switch; least recently used first out. The cache belongs to the loaded model
+            and is shared by its runtimes: None keeps its capacity (128 MiB when first loaded:
+            14 prefixes of 400 tokens on the default model), 0 turns it off. See :meth:`stats`.
         repetition_guard: Stop generating when the output falls into a loop (the same block of
             tokens repeated, as small models do in long arrays); the answer is reported
             truncated (``finish_reason="length"``). None turns it off.
@@ -211,6 +277,7 @@ class LlamaCppRuntime(BaseRuntime):
         repetition_guard: int | None = 32,
         lora_path: str | os.PathLike[str] | None = None,
         lora_scale: float = 1.0,
+        prefix_cache_bytes: int | None = None,
         **llama_kwargs: Any,
     ):
         self.model_path = resolve_model_path(model_path)
@@ -250,6 +317,11 @@ class LlamaCppRuntime(BaseRuntime):
         if self.lora_path:
             with self._loaded.lock:
                 self._adapters.load(self.lora_path)  # a bad file fails here, naming itself
+        if prefix_cache_bytes is not None:
+            if prefix_cache_bytes < 0:
+                raise InvalidRequest("prefix_cache_bytes must be 0 (no prefix cache) or a number of bytes")
+            with self._loaded.lock:
+                self._loaded.cache.capacity_bytes = int(prefix_cache_bytes)
 
     # -- facts --------------------------------------------------------------------------------
     @property
@@ -345,13 +417,50 @@ class LlamaCppRuntime(BaseRuntime):
             slot = SamplerSlot(None)
             scorer = _Decider(slot, None, None, loaded, cal, threshold, features)
             slot.current = _Scorer(scorer)
-            gen = decode(llm, tokens, slot)
+            stable = self._stable_prefix_len(req, req.tools, tokens)
+            gen = decode(llm, tokens, slot, loaded.cache, self._adapters.active, stable)
             try:
                 next(gen)
             finally:
                 gen.close()
         return {"p_call": scorer.p_call, "calls": scorer.calls, "threshold": threshold,
                 "features": {**features, "model": scorer.features_seen["model"]}}
+
+    def stats(self) -> dict[str, Any]:
+        """Memory and prefix-cache figures of the loaded model this runtime shares.
+
+        Keys: ``model_bytes`` (weights), ``n_ctx``, ``kv_bytes_per_token``, ``kv_bytes_per_slot``
+        (one full context sequence), ``slots`` (sequences decoded at once), ``cache_capacity_bytes``,
+        ``cache_bytes`` (held now), ``cache_entries``, ``cache_hits`` / ``cache_misses`` (steps
+        whose system prompt and tools were / were not evaluated already), ``cache_restores`` (hits
+        served from the cache rather than the live context), ``cache_evictions``, ``hit_rate``
+        (None before the first step).
+
+        Example:
+            >>> s = LlamaCppRuntime().stats()
+            >>> s["kv_bytes_per_slot"] == s["n_ctx"] * s["kv_bytes_per_token"]
+            True
+        """
+        import llama_cpp
+
+        loaded = self._loaded
+        with loaded.lock:
+            n_ctx = int(loaded.llm.n_ctx())
+            return {
+                "model_bytes": int(llama_cpp.llama_model_size(loaded.llm._model.model)),
+                "n_ctx": n_ctx,
+                "kv_bytes_per_token": loaded.kv_bytes_per_token,
+                "kv_bytes_per_slot": n_ctx * loaded.kv_bytes_per_token,
+                "slots": 1,
+                **loaded.cache.stats(),
+            }
+
+    def clear_prefix_cache(self) -> None:
+        """Forget every evaluated prefix, cached and live: the next step evaluates its whole prompt
+        (benchmarks use it to measure a cold start)."""
+        with self._loaded.lock:
+            self._loaded.cache.clear()
+            self._loaded.llm.reset()
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens ``text`` takes for this model."""
@@ -426,128 +535,190 @@ class LlamaCppRuntime(BaseRuntime):
         return _Plan(call, keep=True, stops=stops, decide=True, answer_grammar=answer)
 
     def _generate(self, req: Request, stream: bool = True) -> Iterator[StreamChunk]:
+        """One call, in named steps: prepare it (prompt, plan, limits), then under the model's
+        lock pick the adapter and sampler and decode token by token, emitting text as it becomes
+        safe to show; then build the :class:`Completion`."""
         start = time.perf_counter()
+        call = self._prepare(req, start)
+        progress = self._start_progress(call)
+        loaded = self._loaded
+        with loaded.lock:
+            self._adapters.use(call.adapter, call.adapter_scale)
+            slot, decider = self._sampler_slot(call)
+            gen = decode(loaded.llm, call.tokens, slot, loaded.cache, self._adapters.active, call.stable)
+            try:
+                for token in gen:
+                    if progress.ttft is None:
+                        progress.ttft = (time.perf_counter() - start) * 1000
+                    if self._take_token(call, progress, slot, token):
+                        break
+                    if stream:
+                        yield from self._emit_ready(progress)
+                    if self._limit_reached(call, progress):
+                        break
+            finally:
+                gen.close()
+        progress.text += progress.decoder.decode(b"", final=True)
+        if stream:
+            yield from self._emit_ready(progress, final=True)
+        completion = self._completion(call, progress, decider, start)
+        yield StreamChunk(finish_reason=completion.finish_reason, completion=completion)
+
+    def _prepare(self, req: Request, start: float) -> _Call:
+        """Everything decided before the model is locked: options, prompt tokens, plan, limits."""
         opts = {**self.defaults, **req.sampling}
         loaded = self._loaded
-        llm = loaded.llm
         tool_format = opts.get("tool_format", "hermes")
         if tool_format not in _TOOL_FORMATS:
             raise InvalidRequest(f"tool_format={tool_format!r}; use 'hermes' (tool calls) or 'react' (ReAct text)")
         shown_tools = [] if tool_format == "react" else req.tools
         prompt = loaded.template.render(req.messages, shown_tools, req.choice)
         plan = self._plan(req)
-        with_tools = plan.with_tools
         tokens = self._tokenize(prompt)
-        n_ctx = llm.n_ctx()
+        n_ctx = loaded.llm.n_ctx()
         if len(tokens) >= n_ctx:
             raise ContextOverflow(
                 f"the prompt takes {len(tokens)} tokens but the context holds {n_ctx}; "
                 "raise n_ctx= on the runtime or shorten the conversation",
                 tokens=len(tokens), n_ctx=n_ctx,
             )
-        max_tokens = min(int(opts["max_tokens"] or n_ctx), n_ctx - len(tokens))
         stops = [opts["stop"]] if isinstance(opts.get("stop"), str) else list(opts.get("stop") or [])
-        stops += plan.stops
-        hold = max((len(s) for s in stops), default=1) - 1
-        deadline = start + opts["timeout"] if opts.get("timeout") else None
-        sampling = Sampling(opts, default_seed=llm._seed)
+        adapter, adapter_scale = self._adapter_for(opts)
+        return _Call(
+            req=req,
+            opts=opts,
+            plan=plan,
+            tool_format=tool_format,
+            tokens=tokens,
+            stable=self._stable_prefix_len(req, shown_tools, tokens),
+            max_tokens=min(int(opts["max_tokens"] or n_ctx), n_ctx - len(tokens)),
+            stops=stops + plan.stops,
+            deadline=start + opts["timeout"] if opts.get("timeout") else None,
+            sampling=Sampling(opts, default_seed=loaded.llm._seed),
+            adapter=adapter,
+            adapter_scale=adapter_scale,
+        )
 
+    def _stable_prefix_len(self, req: Request, shown_tools: list[dict], tokens: list[int]) -> int:
+        """How many leading prompt tokens repeat across an agent's steps: the system prompt and
+        the tool definitions, as rendered ahead of the conversation (the prefix-cache key)."""
+        head: list[Message] = []
+        for m in req.messages:
+            if m.get("role") not in ("system", "developer"):
+                break
+            head.append(m)
+        probe = self._loaded.template.render([*head, {"role": "user", "content": ""}], shown_tools, req.choice)
+        return common_prefix_len(self._tokenize(probe), tokens)
+
+    @staticmethod
+    def _start_progress(call: _Call) -> _Progress:
+        with_tools = call.plan.with_tools
+        return _Progress(
+            with_tools=with_tools,
+            stops=list(call.stops),
+            hold=max((len(s) for s in call.stops), default=1) - 1,
+            parser=ToolCallStreamParser() if with_tools else None,
+            decoder=codecs.getincrementaldecoder("utf-8")(errors="replace"),
+        )
+
+    def _sampler_slot(self, call: _Call) -> tuple[SamplerSlot, _Decider | None]:
+        """The sampler the first token is drawn with: the plan's grammar, or for an ``"auto"``
+        step a :class:`_Decider` that decides call-or-answer first."""
+        llm = self._loaded.llm
+        plan = call.plan
+        if not plan.decide:
+            return SamplerSlot(build_sampler(llm, call.sampling, plan.grammar)), None
+        cal = self.decision_calibration
+        threshold = float(call.opts.get("decision_threshold", cal.threshold))
+        slot = SamplerSlot(None)
+        decider = _Decider(
+            slot, lambda grammar: build_sampler(llm, call.sampling, grammar), plan.grammar, self._loaded,
+            cal, threshold, request_features(call.req.messages, call.req.tools),
+            answer_grammar=plan.answer_grammar or _NO_CALL_GRAMMAR,
+            read_model=call.tool_format != "react",  # a ReAct step starts with "Thought:" either way
+        )
+        slot.current = decider
+        return slot, decider
+
+    def _take_token(self, call: _Call, progress: _Progress, slot: SamplerSlot, token: int) -> bool:
+        """Add one sampled token to the answer; True when the answer ends here (end of turn or a
+        stop string)."""
         import llama_cpp
 
-        text = ""
-        emitted = 0
-        out_tokens: list[int] = []
-        logprobs: list[float] = []
-        n_out = 0
-        ttft: float | None = None
-        finish = "stop"
-        parser = ToolCallStreamParser() if with_tools else None
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        llm = self._loaded.llm
+        if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
+            return True
+        if progress.with_tools:
+            progress.logprobs.append(self._token_logprob(llama_cpp, llm._ctx.ctx, token))
+        progress.out_tokens.append(token)
+        progress.text += progress.decoder.decode(llm._model.detokenize([token]))
+        if len(progress.out_tokens) == 1 and not call.plan.keep:
+            self._after_first_token(call, progress, slot)
+        cut = _find_stop(progress.text, progress.stops, progress.emitted)
+        if cut is not None:
+            progress.text = progress.text[:cut]
+            return True
+        return False
 
-        decider: _Decider | None = None
-        adapter, adapter_scale = self._adapter_for(opts)
-        with loaded.lock:
-            self._adapters.use(adapter, adapter_scale)
-            if plan.decide:
-                cal = self.decision_calibration
-                threshold = float(opts.get("decision_threshold", cal.threshold))
-                slot = SamplerSlot(None)
-                decider = _Decider(
-                    slot, lambda grammar: build_sampler(llm, sampling, grammar), plan.grammar, loaded,
-                    cal, threshold, request_features(req.messages, req.tools),
-                    answer_grammar=plan.answer_grammar or _NO_CALL_GRAMMAR,
-                    read_model=tool_format != "react",  # a ReAct step starts with "Thought:" either way
-                )
-                slot.current = decider
-            else:
-                slot = SamplerSlot(build_sampler(llm, sampling, plan.grammar))
-            gen = decode(llm, tokens, slot)
-            ctx = llm._ctx.ctx
-            vocab = llm._model.vocab
-            try:
-                for token in gen:
-                    if ttft is None:
-                        ttft = (time.perf_counter() - start) * 1000
-                    if llama_cpp.llama_vocab_is_eog(vocab, token):
-                        break
-                    if with_tools:
-                        logprobs.append(self._token_logprob(llama_cpp, ctx, token))
-                    n_out += 1
-                    out_tokens.append(token)
-                    text += decoder.decode(llm._model.detokenize([token]))
-                    if n_out == 1 and not plan.keep:
-                        if with_tools and text.lstrip().startswith("<"):
-                            plan.keep = True  # the answer is a tool call: stay under the grammar
-                        else:
-                            slot.current = build_sampler(llm, sampling, None)
-                            if with_tools:
-                                with_tools, parser = False, None
-                                stops.append("<tool_call>")
-                                hold = max(hold, len("<tool_call>") - 1)
-                    cut = _find_stop(text, stops, emitted)
-                    if cut is not None:
-                        text = text[:cut]
-                        break
-                    safe = max(emitted, len(text) - hold)
-                    if stream and safe > emitted:
-                        yield from self._emit(text[emitted:safe], parser)
-                        emitted = safe
-                    if n_out >= max_tokens:
-                        finish = "length"
-                        break
-                    if self.repetition_guard and n_out >= self.repetition_guard and _looping(
-                        out_tokens, self.repetition_guard
-                    ):
-                        finish = "length"  # a loop would only run on to max_tokens
-                        break
-                    if deadline is not None and time.perf_counter() > deadline:
-                        raise GenerationTimeout(
-                            f"generation passed its {opts['timeout']}s timeout after {n_out} tokens; "
-                            "raise timeout= or lower max_tokens="
-                        )
-            finally:
-                gen.close()
-        text += decoder.decode(b"", final=True)
-        if stream and len(text) > emitted:
-            yield from self._emit(text[emitted:], parser)
+    def _after_first_token(self, call: _Call, progress: _Progress, slot: SamplerSlot) -> None:
+        """A grammar that admitted text or a call has done its job at the first token: a call
+        stays under it; text runs free (and a later tag stops it)."""
+        if progress.with_tools and progress.text.lstrip().startswith("<"):
+            call.plan.keep = True  # the answer is a tool call: stay under the grammar
+            return
+        slot.current = build_sampler(self._loaded.llm, call.sampling, None)
+        if progress.with_tools:
+            progress.with_tools, progress.parser = False, None
+            progress.stops.append("<tool_call>")
+            progress.hold = max(progress.hold, len("<tool_call>") - 1)
 
+    def _limit_reached(self, call: _Call, progress: _Progress) -> bool:
+        """True at max_tokens or in a loop (the answer is truncated); raises past the timeout."""
+        n_out = len(progress.out_tokens)
+        if n_out >= call.max_tokens:
+            progress.finish = "length"
+            return True
+        guard = self.repetition_guard
+        if guard and n_out >= guard and _looping(progress.out_tokens, guard):
+            progress.finish = "length"  # a loop would only run on to max_tokens
+            return True
+        if call.deadline is not None and time.perf_counter() > call.deadline:
+            raise GenerationTimeout(
+                f"generation passed its {call.opts['timeout']}s timeout after {n_out} tokens; "
+                "raise timeout= or lower max_tokens="
+            )
+        return False
+
+    def _emit_ready(self, progress: _Progress, final: bool = False) -> Iterator[StreamChunk]:
+        """Stream the text no stop string can still claim (all of it when ``final``)."""
+        end = len(progress.text) if final else max(progress.emitted, len(progress.text) - progress.hold)
+        if end > progress.emitted:
+            yield from self._emit(progress.text[progress.emitted : end], progress.parser)
+            progress.emitted = end
+
+    def _completion(self, call: _Call, progress: _Progress, decider: _Decider | None, start: float) -> Completion:
+        """The answer as a :class:`Completion`: tool calls parsed and validated, usage, timing,
+        confidence and the ``"auto"`` decision."""
+        text, finish = progress.text, progress.finish
         message: dict[str, Any] = {"role": "assistant", "content": text}
         invalid: list[dict[str, Any]] = []
         confidence = None
-        if with_tools and "<tool_call>" in text:
-            valid, invalid = parse_tool_calls(text, req.tools, ids=parser.ids if parser else None)
+        if progress.with_tools and "<tool_call>" in text:
+            parser = progress.parser
+            valid, invalid = parse_tool_calls(text, call.req.tools, ids=parser.ids if parser else None)
             message["content"] = None
             if valid:
                 message["tool_calls"] = valid
                 if finish != "length":
                     finish = "tool_calls"
-            confidence = _confidence(logprobs)
+            confidence = _confidence(progress.logprobs)
+        adapter = call.adapter
         completion = Completion(
             message=message,
             finish_reason=finish,
-            usage=Usage(len(tokens), n_out),
+            usage=Usage(len(call.tokens), len(progress.out_tokens)),
             latency_ms=(time.perf_counter() - start) * 1000,
-            ttft_ms=ttft,
+            ttft_ms=progress.ttft,
             confidence=confidence,
             model=self.model_name + (f"+lora:{Path(adapter).parent.name}" if adapter else ""),
             runtime=self.name,
@@ -558,7 +729,7 @@ class LlamaCppRuntime(BaseRuntime):
             completion.p_call = decider.p_call
             completion.decision_confidence = decider.p_call if decider.calls else 1.0 - decider.p_call
             completion.decision_threshold = decider.threshold
-        yield StreamChunk(finish_reason=finish, completion=completion)
+        return completion
 
     def _token_logprob(self, llama_cpp: Any, ctx: Any, token: int) -> float:
         import numpy as np
