@@ -37,10 +37,12 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import functools
 import ipaddress
 import json
 import math
 import re
+import sys
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -185,15 +187,20 @@ def _find_api_key(text: str) -> Iterable[Span]:
                 yield m.start(1), m.start(1) + len(value)
 
 
-def _find_ssn(text: str) -> Iterable[Span]:
-    for m in _SSN.finditer(text):
+# The numeric finders take ``pos``/``endpos`` so that only the runs of digits that can hold a match
+# are scanned (see _number_runs); on their own they scan the whole text.
+_END = sys.maxsize
+
+
+def _find_ssn(text: str, pos: int = 0, endpos: int = _END) -> Iterable[Span]:
+    for m in _SSN.finditer(text, pos, endpos):
         area, group, serial = m.group().split("-")
         if area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000":
             yield m.span()
 
 
-def _find_card(text: str) -> Iterable[Span]:
-    for m in _CARD.finditer(text):
+def _find_card(text: str, pos: int = 0, endpos: int = _END) -> Iterable[Span]:
+    for m in _CARD.finditer(text, pos, endpos):
         digits = m.group().replace(" ", "").replace("-", "")
         if 13 <= len(digits) <= 19 and _luhn(digits) and len(set(digits)) > 1:
             yield m.span()
@@ -215,12 +222,20 @@ def _find_iban(text: str) -> Iterable[Span]:
 
 def _find_ip(text: str) -> Iterable[Span]:
     if text.count(".") >= 3:
-        for m in _IPV4.finditer(text):
-            try:
-                ipaddress.IPv4Address(m.group())
-            except ValueError:
-                continue
-            yield m.span()
+        yield from _find_ipv4(text)
+    yield from _find_ipv6(text)
+
+
+def _find_ipv4(text: str, pos: int = 0, endpos: int = _END) -> Iterable[Span]:
+    for m in _IPV4.finditer(text, pos, endpos):
+        try:
+            ipaddress.IPv4Address(m.group())
+        except ValueError:
+            continue
+        yield m.span()
+
+
+def _find_ipv6(text: str) -> Iterable[Span]:
     if "::" in text or text.count(":") >= 7:
         for m in _IPV6.finditer(text):
             candidate = m.group()
@@ -233,8 +248,8 @@ def _find_ip(text: str) -> Iterable[Span]:
             yield m.span()
 
 
-def _find_phone(text: str) -> Iterable[Span]:
-    for m in _PHONE.finditer(text):
+def _find_phone(text: str, pos: int = 0, endpos: int = _END) -> Iterable[Span]:
+    for m in _PHONE.finditer(text, pos, endpos):
         digits = sum(c.isdigit() for c in m.group())
         if 7 <= digits <= 15:
             yield m.span()
@@ -256,8 +271,46 @@ DEFAULT_KINDS: dict[str, Callable[[str], Iterable[Span]]] = {
     "IP": _find_ip,
     "PHONE": _find_phone,
 }
-# Built-in kinds that need at least this many digits in the text to be worth looking for.
-_MIN_DIGITS = {"IBAN": 7, "CARD": 13, "SSN": 9, "IP": 4, "PHONE": 7}
+# Built-in kinds that need at least this many digits in the text to be worth looking for (not IP:
+# an IPv6 address such as fe80::a can have fewer; IPv4 is ruled out by the number runs below).
+_MIN_DIGITS = {"IBAN": 7, "CARD": 13, "SSN": 9, "PHONE": 7}
+# A run of digits joined by at most two of `` ().+-``. The digits of any CARD, SSN, PHONE or IPv4
+# match all lie in one run, and the match lies within the run plus the one character before it (a
+# leading ``+`` or ``(``): those detectors only scan the runs that have enough digits for them.
+_NUMBER_RUN = re.compile(r"\d(?:[ ().+-]{0,2}\d)*")
+#: Per numeric kind: its finder and the digits a run needs to hold one.
+_RUN_FINDERS: dict[str, tuple[Callable[..., Iterable[Span]], int]] = {
+    "CARD": (_find_card, 13), "SSN": (_find_ssn, 9), "IP": (_find_ipv4, 4), "PHONE": (_find_phone, 7),
+}
+
+
+def _number_runs(text: str) -> list[tuple[int, int, int, int, int]]:
+    """``(start, end, digits, dashes, dots)`` of each run of at least 4 digits, in order."""
+    runs = []
+    for m in _NUMBER_RUN.finditer(text):
+        run = m.group()
+        if len(run) < 4:
+            continue  # fewer than 4 digits: too short for every kind
+        digits = len(run) - len(run.translate(_DROP_DIGITS))
+        if digits >= 4:
+            runs.append((m.start(), m.end(), digits, run.count("-"), run.count(".")))
+    return runs
+
+
+def _find_in_runs(kind: str, text: str, runs: list[tuple[int, int, int, int, int]]) -> list[Span]:
+    """What ``kind``'s finder finds in ``text``, scanning only the runs that can hold one."""
+    finder, need = _RUN_FINDERS[kind]
+    spans: list[Span] = []
+    for start, end, digits, dashes, dots in runs:
+        if digits < need or (kind == "SSN" and dashes < 2) or (kind == "IP" and dots < 3):
+            continue
+        # one character of look-behind room before the run, three past it for the look-aheads
+        # (past the run no separator is followed by a digit, so nothing can match there)
+        spans.extend(finder(text, max(0, start - 1), end + 3))
+    return spans
+
+
+_NUMBER_KINDS = frozenset({"CARD", "SSN", "IP", "PHONE"})
 _KIND_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 # Structure of the OpenAI message / tool-call envelope: kept as is, but only at these positions
@@ -300,6 +353,12 @@ def data_url_media_type(text: str) -> str | None:
     if m is None:
         return None
     return (m.group(1) or "").lower()
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_secret_key_name(key: str) -> bool:
+    """A key whose whole value is a secret (``api_key``, ``password``...); keys repeat, so cached."""
+    return _SECRET_KEY_NAME.match(key) is not None
 
 
 def _as_finder(detector: Detector) -> Callable[[str], Iterable[Span]]:
@@ -418,22 +477,48 @@ class Redactor:
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
 
+    def _plan(self) -> list[tuple[str, Callable[[str], Iterable[Span]], int, bool]]:
+        """Per detector: kind, finder, digits the text needs, whether number runs can rule it out
+        (only built-in detectors are skipped by these shortcuts; a plugin's always runs)."""
+        plan = getattr(self, "_plan_cache", None)
+        if plan is None or plan[0] is not self._finders:
+            steps = []
+            for kind, finder in self._finders:
+                builtin = finder is DEFAULT_KINDS.get(kind)
+                steps.append((kind, finder, _MIN_DIGITS.get(kind, 0) if builtin else 0,
+                              builtin and kind in _NUMBER_KINDS))
+            plan = self._plan_cache = (self._finders, steps)
+        return plan[1]
+
     def _resolve(self, text: str, found: dict[str, list[Span]] | None) -> tuple[tuple[int, int, str], ...]:
         """Findings of every detector, higher priority first; ``found`` holds spans already known
         per kind (None: run every detector)."""
         digits = len(text) - len(text.translate(_DROP_DIGITS))
+        runs: list[tuple[int, int, int, int, int]] | None = None
         chosen: list[tuple[int, int, str]] = []  # sorted, non-overlapping
         starts: list[int] = []
-        for kind, finder in self._finders:
+        for kind, finder, min_digits, number_kind in self._plan():
             if found is not None and kind in found:
                 spans: Iterable[Span] = found[kind]
             else:
-                if digits < _MIN_DIGITS.get(kind, 0) and finder is DEFAULT_KINDS.get(kind):
+                if digits < min_digits:
                     continue
-                try:
-                    spans = list(finder(text))
-                except Exception:  # noqa: BLE001 - a broken plugin detector must not break capture
-                    continue
+                if number_kind:  # CARD, SSN, IP, PHONE: scan only the runs of digits that can hold one
+                    if kind == "SSN" and text.count("-") < 2:
+                        continue
+                    if kind == "IP" and text.count(".") < 3:
+                        spans = list(_find_ipv6(text))
+                    else:
+                        if runs is None:
+                            runs = _number_runs(text)
+                        spans = _find_in_runs(kind, text, runs)
+                        if kind == "IP":
+                            spans.extend(_find_ipv6(text))
+                else:
+                    try:
+                        spans = list(finder(text))
+                    except Exception:  # noqa: BLE001 - a broken plugin detector must not break capture
+                        continue
             for start, end in spans:
                 if not 0 <= start < end <= len(text):
                     continue
@@ -519,7 +604,7 @@ class RedactionSession:
         if key is not None:
             if key == "arguments" and value[:1] in ("{", "["):
                 return self.json_string(value)
-            if (len(value) >= 8 and not value.startswith("<") and _SECRET_KEY_NAME.match(key)
+            if (len(value) >= 8 and _is_secret_key_name(key) and not value.startswith("<")
                     and "API_KEY" in self.redactor.kinds):
                 self.counts["API_KEY"] += 1
                 return self._placeholder("API_KEY", value)
@@ -614,12 +699,17 @@ class RedactionSession:
         return self._slow(v, key)
 
     def _message(self, m: Any) -> Any:
-        if type(m) is not dict or not all(type(k) is str for k in m):
+        if type(m) is not dict:
             return self._any(m, None)
+        for k in m:
+            if type(k) is not str:
+                return self._any(m, None)
         tool_role = m.get("role") in ("tool", "function")
         out: dict[str, Any] = {}
         for k, v in m.items():
-            if type(v) is str and (k in _MESSAGE_KEYS or (k == "name" and tool_role)):
+            if k == "content" and type(v) is str:
+                out[k] = self._str(v, k)
+            elif type(v) is str and (k in _MESSAGE_KEYS or (k == "name" and tool_role)):
                 out[k] = v
             elif k == "content" and type(v) is list:
                 out[k] = [self._part(p) for p in v]
