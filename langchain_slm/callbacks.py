@@ -135,6 +135,17 @@ class SLMCaptureHandler(BaseCallbackHandler):
         """Wait until everything recorded so far is written (tests, scripts)."""
         return self.store.flush(timeout)
 
+    def feedback(self, target: str | UUID, *, good: bool | None = None, score: float | None = None,
+                 note: str | None = None) -> str:
+        """Thumbs up/down (``good=``) or a 0..1 ``score`` on a captured call or a run; see
+        :meth:`slm_agents.capture.CaptureStore.feedback`.
+
+        ``target`` is a call id, a LangChain run id (a model call's, or the run that made it) or
+        a LangGraph ``thread_id`` (then the thread's final call). Negative feedback counts
+        against the task's outcome readiness.
+        """
+        return self.store.feedback(str(target), good=good, score=score, note=note)
+
     def _failed(self, error: BaseException, where: str) -> None:
         self.failures += 1
         if self.failures & (self.failures - 1) == 0:  # 1, 2, 4, 8...: say so without flooding

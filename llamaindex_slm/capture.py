@@ -153,6 +153,16 @@ class SLMAgentsCaptureHandler(BaseEventHandler):
         """Wait until every finished call is written (the store's writer); True if so."""
         return bool(self.store.flush(timeout))
 
+    def feedback(self, target: str, *, good: bool | None = None, score: float | None = None,
+                 note: str | None = None) -> str:
+        """Thumbs up/down (``good=``) or a 0..1 ``score`` on a captured call or a run; see
+        :meth:`slm_agents.capture.CaptureStore.feedback`.
+
+        ``target`` is a call id or a run/thread id (then the run's final call). Negative
+        feedback counts against the task's outcome readiness.
+        """
+        return str(self.store.feedback(str(target), good=good, score=score, note=note))
+
     def _atexit(self) -> None:
         with contextlib.suppress(Exception):  # never raise at interpreter exit
             self.flush(5.0)

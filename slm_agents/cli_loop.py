@@ -98,30 +98,42 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 @click.command("tasks")
 @_db_option
 @click.option("--recluster", is_flag=True, help="Cluster again now (otherwise only when new calls arrived).")
+@click.option("--eval", "eval_path", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Results of 'slm-agents eval --json': show each task's replay readiness too.")
 @_json_option
 @one_line_errors
-def tasks_command(db_path: str | None, recluster: bool, as_json: bool) -> None:
+def tasks_command(db_path: str | None, recluster: bool, eval_path: str | None, as_json: bool) -> None:
     """List the tasks captured calls fall into (clustering new calls first).
 
     Calls with an explicit task label (LangGraph node, router task=) form one task per label;
     the rest are grouped by tools + system prompt, then by content (TF-IDF + k-means).
+    "outcome ready" is the share of a task's SLM calls accepted and not followed by a tool error
+    or negative feedback; "replay ready" (with --eval) is what slm-agents eval measured.
     """
+    from .capture.outcomes import TaskOutcome, outcome_readiness
     from .dataset import list_tasks
+    from .evaluate import load_replay_readiness
 
     try:
         db = _open(db_path)
         tasks = list_tasks(db, recluster=True if recluster else None)
+        outcomes = outcome_readiness(db, by="cluster")
+        replay = load_replay_readiness(eval_path) if eval_path else {}
     except SLMAgentsError as e:
         raise _fail(e) from e
+    no_outcome = TaskOutcome()
     if as_json:
-        click.echo(json.dumps([t.to_dict() for t in tasks], indent=2))
+        click.echo(json.dumps([{**t.to_dict(), "outcome": outcomes.get(t.id, no_outcome).to_dict(),
+                                "replay_readiness": replay.get(t.policy_key)} for t in tasks], indent=2))
         return
     if not tasks:
         click.echo("No calls captured yet.")
         return
-    rows = [[t.id, t.name or "-", str(t.calls), _fmt(t.llm_share, pct=True), str(t.input_tokens + t.output_tokens),
-             f"${t.llm_cost_usd:.4f}", t.label[:70]] for t in tasks]
-    click.echo(safe_text(_table(rows, ["id", "name", "calls", "on LLM", "tokens", "LLM cost", "label"])))
+    rows = [[t.id, t.name or "-", str(t.calls), _fmt(t.llm_share, pct=True),
+             _fmt(outcomes.get(t.id, no_outcome).readiness, pct=True), _fmt(replay.get(t.policy_key), pct=True),
+             str(t.input_tokens + t.output_tokens), f"${t.llm_cost_usd:.4f}", t.label[:70]] for t in tasks]
+    click.echo(safe_text(_table(rows, ["id", "name", "calls", "on LLM", "outcome ready", "replay ready", "tokens",
+                                       "LLM cost", "label"])))
 
 
 # -- export ----------------------------------------------------------------------------------------

@@ -47,6 +47,7 @@ __all__ = [
     "compare_calls",
     "Candidate",
     "recommend_candidate",
+    "load_replay_readiness",
 ]
 
 
@@ -369,3 +370,39 @@ def recommend_candidate(
         if t is not None and t.recommendation != "keep on LLM":
             fit.append((c.size_bytes, -t.readiness, c.label, c))
     return min(fit)[3] if fit else None
+
+
+def load_replay_readiness(path: str | os.PathLike[str]) -> dict[str, float]:
+    """Replay readiness per task from a file ``slm-agents eval --json`` wrote.
+
+    The report and ``slm-agents tasks --eval FILE`` show it beside outcome readiness. With
+    several candidates (``--model-path`` / ``--lora`` more than once), a task's figure is the best
+    candidate's.
+
+    Raises:
+        InvalidRequest: The file cannot be read or is not ``slm-agents eval --json`` output.
+
+    Example:
+        >>> import json, tempfile
+        >>> f = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+        >>> _ = f.write(json.dumps({"tasks": {"lookup": {"readiness": 0.75}}})); f.close()
+        >>> load_replay_readiness(f.name)
+        {'lookup': 0.75}
+    """
+    hint = "write it with: slm-agents eval --json > eval.json"
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise InvalidRequest(f"cannot read eval results from {path} ({type(e).__name__}); {hint}") from e
+    reports = list(data["reports"].values()) if isinstance(data, dict) and isinstance(data.get("reports"), dict) \
+        else [data]
+    out: dict[str, float] = {}
+    for report in reports:
+        tasks = report.get("tasks") if isinstance(report, dict) else None
+        if not isinstance(tasks, dict):
+            raise InvalidRequest(f"{path} is not slm-agents eval output (no 'tasks'); {hint}")
+        for task, figures in tasks.items():
+            value = figures.get("readiness") if isinstance(figures, dict) else None
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0:
+                out[str(task)] = max(float(value), out.get(str(task), 0.0))
+    return out

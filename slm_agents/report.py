@@ -1,14 +1,16 @@
 """``slm-agents report``: one self-contained HTML page about a capture file.
 
 Sections: calls by route over time; each task's share of the calls and how ready it is for the
-SLM; latency of SLM and LLM calls; escalation reasons; estimated cost saved. Charts are SVG
+SLM (outcome readiness, and replay readiness when ``slm-agents eval`` results are given); latency
+of SLM and LLM calls; escalation reasons; estimated cost saved. Charts are SVG
 drawn by matplotlib (the ``loop`` extra) and inlined: the page loads nothing, from anywhere.
 Every captured string (task names, models, reasons) is escaped: it is user data.
 
 The numbers come from :func:`slm_agents.capture.query.stats` (the same as ``slm-agents stats``);
-the report only adds per-task and per-time breakdowns of the ``calls`` table. Readiness is the
-share of a task's steps the SLM answered without escalation: the dataset code keeps no table of
-``slm-agents eval`` results to read instead (the page says so).
+the report only adds per-task and per-time breakdowns of the ``calls`` table. Readiness is never
+"not escalated": *outcome readiness* is the share of a task's SLM calls that were accepted and not
+followed by a tool error or negative feedback (:mod:`slm_agents.capture.outcomes`); *replay
+readiness* is what ``slm-agents eval`` measured (``--eval FILE``, the ``--json`` output).
 
 Example:
     >>> from sqlite_utils import Database
@@ -36,6 +38,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from .capture.outcomes import outcome_readiness
 from .capture.query import Prices, stats
 from .errors import missing_extra
 
@@ -44,7 +47,7 @@ __all__ = ["render_report", "write_report", "report_data", "SECTIONS"]
 #: The section titles, in page order.
 SECTIONS = (
     "Calls by route over time",
-    "Tasks: share and readiness",
+    "Tasks: share and outcome readiness",
     "Latency: SLM vs LLM",
     "Escalation reasons",
     "Estimated cost saved",
@@ -72,8 +75,15 @@ def _parse_ts(value: Any) -> _dt.datetime | None:
 
 
 # -- data ------------------------------------------------------------------------------------------
-def report_data(db: Database, prices: Prices | None = None) -> dict[str, Any]:
-    """Everything the page shows, as plain data (the summary is :func:`~slm_agents.capture.query.stats`)."""
+def report_data(db: Database, prices: Prices | None = None, *,
+                replay: dict[str, float] | None = None) -> dict[str, Any]:
+    """Everything the page shows, as plain data (the summary is :func:`~slm_agents.capture.query.stats`).
+
+    Args:
+        db: The capture database.
+        prices: Token prices (default :meth:`Prices.from_env`).
+        replay: Replay readiness per task (:func:`slm_agents.evaluate.load_replay_readiness`).
+    """
     summary = stats(db, prices or Prices.from_env())
     times: list[tuple[_dt.datetime, str]] = []
     for ts, route in db.execute("SELECT ts, route FROM calls WHERE ts IS NOT NULL ORDER BY ts").fetchall():
@@ -92,9 +102,13 @@ def report_data(db: Database, prices: Prices | None = None) -> dict[str, Any]:
                       AND id NOT IN (SELECT slm_call_id FROM escalations WHERE slm_call_id IS NOT NULL))) AS slm_needed_llm,
                   SUM(route = 'llm') AS llm, SUM(route = 'shadow') AS shadow
            FROM calls GROUP BY COALESCE(task, '') ORDER BY calls DESC""")]
+    outcomes = outcome_readiness(db)
     for task in tasks:
-        steps = (task["slm_kept"] or 0) + (task["slm_needed_llm"] or 0) + (task["llm"] or 0)
-        task["readiness"] = (task["slm_kept"] or 0) / steps if steps else None
+        outcome = outcomes.get(task["task"])
+        task["tool_errors"] = outcome.tool_errors if outcome else 0
+        task["negative_feedback"] = outcome.negative_feedback if outcome else 0
+        task["outcome_readiness"] = outcome.readiness if outcome else None
+        task["replay_readiness"] = (replay or {}).get(task["task"]) if task["task"] else None
         task["share"] = task["calls"] / summary["calls"] if summary["calls"] else 0.0
     # One row per escalation event: an SLM attempt (escalated to the LLM, or not because none
     # answered) or an LLM call routed there first; the LLM side of a linked pair is not counted twice.
@@ -226,8 +240,8 @@ def _chart_tasks(plt: Any, data: dict[str, Any]) -> str:
         ax.barh(names, values, left=left, label=name, color=color)
         left = [a + b for a, b in zip(left, values, strict=True)]
     for y, task in enumerate(shown[::-1]):
-        ready = "-" if task["readiness"] is None else f"{task['readiness']:.0%} ready"
-        ax.text(left[y], y, f"  {task['share']:.0%} of calls, {ready}", va="center", fontsize=9, color="#333")
+        ready = "" if task["outcome_readiness"] is None else f", outcome readiness {task['outcome_readiness']:.0%}"
+        ax.text(left[y], y, f"  {task['share']:.0%} of calls{ready}", va="center", fontsize=9, color="#333")
     ax.set_xlim(0, max(left) * 1.45 if max(left) else 1)
     ax.set_xlabel("calls")
     _integer_axis(ax.xaxis)
@@ -332,12 +346,18 @@ svg.chart{max-width:100%;height:auto;display:block}
 {% endfor %}</table></section>
 
 <section id="tasks"><h2>{{ titles[1] }}</h2>{{ charts[1] | safe }}
-<p class="note">Readiness here is the share of a task's steps the SLM answered without escalation (kept, not
-escalated, no error, no escalation reason). The dataset code does not store <code>slm-agents eval</code>
-results, so replay accuracy is not shown: run <code>slm-agents eval --task NAME</code> for it.</p>
-<table><tr><th>task</th><th>calls</th><th>share</th><th>SLM kept</th><th>SLM, needed escalation</th><th>LLM</th><th>readiness</th></tr>
+<p class="note"><b>Outcome readiness</b> is the share of a task's SLM calls that the policy accepted <i>and</i>
+that were not followed by a tool error or negative feedback (a thumbs down, a low score, a run marked
+failed). An SLM call that was not escalated is only <i>kept</i>: kept is not ready. <b>Replay readiness</b> is
+the share of captured LLM calls the SLM answered exactly as the LLM did when replayed by
+<code>slm-agents eval</code>{% if has_replay %}{% else %}; pass <code>--eval FILE</code> (written by
+<code>slm-agents eval --json</code>) to show it{% endif %}.</p>
+<table><tr><th>task</th><th>calls</th><th>share</th><th>SLM kept</th><th>SLM, needed escalation</th><th>LLM</th>
+<th>tool errors after SLM</th><th>negative feedback</th><th>outcome readiness</th><th>replay readiness</th></tr>
 {% for t in tasks %}<tr><td>{{ t.task or "(no task label)" }}</td><td class="n">{{ t.calls }}</td><td class="n">{{ pct(t.share) }}</td>
-<td class="n">{{ t.slm_kept or 0 }}</td><td class="n">{{ t.slm_needed_llm or 0 }}</td><td class="n">{{ t.llm or 0 }}</td><td class="n">{{ pct(t.readiness) }}</td></tr>
+<td class="n">{{ t.slm_kept or 0 }}</td><td class="n">{{ t.slm_needed_llm or 0 }}</td><td class="n">{{ t.llm or 0 }}</td>
+<td class="n">{{ t.tool_errors }}</td><td class="n">{{ t.negative_feedback }}</td>
+<td class="n">{{ pct(t.outcome_readiness) }}</td><td class="n">{{ pct(t.replay_readiness) }}</td></tr>
 {% endfor %}</table></section>
 
 <section id="latency"><h2>{{ titles[2] }}</h2>{{ charts[2] | safe }}</section>
@@ -359,12 +379,16 @@ over {{ c.slm_calls_kept }} SLM calls kept. Token counts come from each model's 
 """
 
 
-def render_report(db: Database, prices: Prices | None = None, *, source: str = "") -> str:
-    """The report page for ``db`` as an HTML string (self-contained: inline CSS and SVG, no scripts)."""
+def render_report(db: Database, prices: Prices | None = None, *, source: str = "",
+                  replay: dict[str, float] | None = None) -> str:
+    """The report page for ``db`` as an HTML string (self-contained: inline CSS and SVG, no scripts).
+
+    ``replay`` is replay readiness per task (:func:`slm_agents.evaluate.load_replay_readiness`).
+    """
     import jinja2
 
     plt = _pyplot()
-    data = report_data(db, prices)
+    data = report_data(db, prices, replay=replay)
     import matplotlib
 
     with matplotlib.rc_context(_style()):
@@ -383,7 +407,7 @@ def render_report(db: Database, prices: Prices | None = None, *, source: str = "
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     return env.from_string(_PAGE).render(
-        s=s, c=cost, tasks=data["tasks"], charts=charts, titles=SECTIONS, ms=ms, pct=pct,
+        s=s, c=cost, tasks=data["tasks"], charts=charts, has_replay=bool(replay), titles=SECTIONS, ms=ms, pct=pct,
         source=source or "capture database",
         first=times[0][0].strftime("%Y-%m-%d %H:%M") if times else "-",
         last=times[-1][0].strftime("%Y-%m-%d %H:%M") if times else "-",
@@ -400,6 +424,7 @@ def write_report(
     output: str | os.PathLike[str] = "report.html",
     *,
     prices: Prices | None = None,
+    replay: dict[str, float] | None = None,
 ) -> Path:
     """Write the report for a capture file (default ``$SLM_AGENTS_DB`` or ./slm_agents.db); returns its path.
 
@@ -426,5 +451,5 @@ def write_report(
             conn.close()
             raise CaptureError(f"{path} is not a slm-agents capture database (it has no calls table).")
     out = Path(output)
-    out.write_text(render_report(db, prices, source=source), encoding="utf-8")
+    out.write_text(render_report(db, prices, source=source, replay=replay), encoding="utf-8")
     return out.absolute()

@@ -118,3 +118,20 @@ def test_without_llm_the_slm_stands_in_for_the_researcher_and_it_is_recorded(tmp
         store.close()
     assert completion is not None and step.route == "slm" and step.reason == NO_LLM_REASON
     assert row == {"route": "slm", "escalation_reason": NO_LLM_REASON, "task": "researcher", "run_id": "r1"}
+
+
+def test_report_outcome_readiness_is_under_100_for_parts_whose_sql_failed(captured) -> None:
+    """An SLM part whose run_sql failed (a tool error on a kept step) is not 100% ready in the report."""
+    from sqlite_utils import Database
+
+    from slm_agents.report import report_data
+
+    db, answers, _ = captured
+    every = [a for answer in answers for a in (answer, *answer.sub_answers)]
+    failed = {s.part for a in every for s in a.steps
+              if s.route == "slm" and s.reason is None and s.result is not None and not s.result.ok}
+    tasks = {t["task"]: t for t in report_data(Database(str(db)))["tasks"]}
+    for part in failed:
+        assert tasks[part]["tool_errors"] >= 1 and tasks[part]["outcome_readiness"] < 1.0, (part, tasks[part])
+    for task in tasks.values():
+        assert "readiness" not in task  # "not escalated" is never shown as readiness

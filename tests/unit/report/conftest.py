@@ -16,10 +16,18 @@ def msgs(text: str) -> list[dict]:
 
 
 def populate(store: CaptureStore) -> None:
+    picks = []
     for i in range(6):
-        store.log({"messages": msgs(f"pick {i}"), "route": "slm", "task": "table_extractor", "model": "smollm2",
-                   "latency_ms": 120.0 + i * 10, "input_tokens": 200, "output_tokens": 20,
-                   "ts": f"2025-05-01T10:0{i}:00.000Z"})
+        picks.append(store.log({
+            "messages": msgs(f"pick {i}"), "route": "slm", "task": "table_extractor", "model": "smollm2",
+            "latency_ms": 120.0 + i * 10, "input_tokens": 200, "output_tokens": 20,
+            "tool_calls": [{"id": f"pick-{i}", "type": "function", "function": {"name": "select_table",
+                                                                                "arguments": "{}"}}],
+            "ts": f"2025-05-01T10:0{i}:00.000Z"}))
+    # outcomes: one pick's tool call failed (linked by the tool call's id), one was marked failed after
+    store.log_tool({"call_id": "pick-0", "name": "select_table", "error": "no such table: clients"})
+    store.label(picks[1], "failed")
+    store.label(picks[2], "verified")
     for i in range(3):
         slm = store.log({"messages": msgs(f"sql {i}"), "route": "slm", "task": "query_writer", "model": "smollm2",
                          "latency_ms": 300.0, "input_tokens": 250, "output_tokens": 40, "escalation_reason": "truncated",

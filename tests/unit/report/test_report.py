@@ -81,10 +81,15 @@ def test_numbers_come_from_stats(capture_file: Path, tmp_path: Path) -> None:
     assert f"<b>{summary['calls']}</b>model calls" in page
     data = report_data(db, prices)
     tasks = {t["task"]: t for t in data["tasks"]}
-    assert tasks["table_extractor"]["readiness"] == 1.0
+    # kept (not escalated) is 6 of 6, but one tool error and one "failed" label make outcome readiness 4/6
+    assert tasks["table_extractor"]["slm_kept"] == 6
+    assert (tasks["table_extractor"]["tool_errors"], tasks["table_extractor"]["negative_feedback"]) == (1, 1)
+    assert tasks["table_extractor"]["outcome_readiness"] == pytest.approx(4 / 6)
     assert tasks["query_writer"]["slm_needed_llm"] == 3 and tasks["query_writer"]["llm"] == 3
-    assert tasks["query_writer"]["readiness"] == 0.0
-    assert tasks["researcher"]["slm_needed_llm"] == 1 and tasks["researcher"]["readiness"] == 0.0
+    assert tasks["query_writer"]["outcome_readiness"] == 0.0
+    assert tasks["researcher"]["slm_needed_llm"] == 1 and tasks["researcher"]["outcome_readiness"] == 0.0
+    assert all(t["replay_readiness"] is None for t in data["tasks"])  # no eval results given
+    assert not any(key == "readiness" for t in data["tasks"] for key in t)  # "not escalated" is not readiness
     assert sum(t["calls"] for t in data["tasks"]) == summary["calls"] == 14
     # stats and the task breakdown agree on what "kept" means (no escalation reason, no link, no error)
     assert summary["cost"]["slm_calls_kept"] == sum(t["slm_kept"] for t in data["tasks"]) == 6
@@ -96,7 +101,30 @@ def test_numbers_come_from_stats(capture_file: Path, tmp_path: Path) -> None:
 
 def test_readiness_note_says_where_it_comes_from(capture_file: Path, tmp_path: Path) -> None:
     page = write_report(capture_file, tmp_path / "r.html").read_text(encoding="utf-8")
-    assert "without escalation" in page and "does not store" in page
+    assert "<b>Outcome readiness</b>" in page and "kept is not ready" in page
+    assert "pass <code>--eval FILE</code>" in page
+    assert "<td class=\"n\">67%</td><td class=\"n\">-</td>" in page  # table_extractor: outcome, no replay
+    assert "outcome readiness 67%" in page  # on the tasks chart too
+
+
+def test_replay_readiness_from_eval_results_stands_beside_outcome_readiness(capture_file: Path,
+                                                                           tmp_path: Path) -> None:
+    import json
+
+    results = tmp_path / "eval.json"
+    results.write_text(json.dumps({"max_wrong_rate": 0.02, "results": [], "tasks": {
+        "table_extractor": {"readiness": 0.9}, "query_writer": {"readiness": 0.25}}}))
+    out = tmp_path / "r.html"
+    result = CliRunner().invoke(cli, ["report", "--db", str(capture_file), "-o", str(out), "--eval", str(results)])
+    assert result.exit_code == 0, result.output
+    page = out.read_text(encoding="utf-8")
+    assert "<td class=\"n\">67%</td><td class=\"n\">90%</td>" in page
+    assert "<td class=\"n\">0%</td><td class=\"n\">25%</td>" in page
+    assert "pass <code>--eval FILE</code>" not in page
+    bad = tmp_path / "bad.json"
+    bad.write_text("[]")
+    failed = CliRunner().invoke(cli, ["report", "--db", str(capture_file), "-o", str(out), "--eval", str(bad)])
+    assert failed.exit_code != 0 and "slm-agents eval --json" in failed.output
 
 
 def test_empty_capture_file_renders(tmp_path: Path) -> None:
