@@ -223,6 +223,12 @@ class ChatSLM(BaseChatModel):
     lora_scale: float = 1.0
     """The adapter's strength. Default 1.0."""
 
+    prefix_cache_bytes: int | None = None
+    """Memory for the local model's evaluated prompt prefixes (system prompt + tools), so agent
+    nodes with different prompts on one model resume theirs instead of evaluating them again;
+    0 turns the cache off. Default None: the loaded model's (128 MiB). See the tuning section of
+    docs/runtimes.md."""
+
     llama_kwargs: dict[str, Any] = Field(default_factory=dict)
     """More ``llama_cpp.Llama`` load options for a local model. Default {}."""
 
@@ -270,7 +276,7 @@ class ChatSLM(BaseChatModel):
 
         return LlamaCppRuntime(
             self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads, lora_path=self.lora_path,
-            lora_scale=self.lora_scale, **self.llama_kwargs
+            lora_scale=self.lora_scale, prefix_cache_bytes=self.prefix_cache_bytes, **self.llama_kwargs
         )
 
     @property

@@ -112,6 +112,10 @@ class SLM(FunctionCallingLLM):
             with, on the shared base model (default None: the base; routers use the policy's
             ``task_adapters``).
         lora_scale: The adapter's strength (default 1.0).
+        prefix_cache_bytes: Memory for an in-process model's evaluated prompt prefixes (system
+            prompt + tools), so agents with different prompts on one model resume theirs instead
+            of evaluating them again; 0 turns the cache off (default None: the loaded model's,
+            128 MiB). See the tuning section of docs/runtimes.md.
         react_grammar: When a ReActAgent drives the model (its prompt lists the tools), decide
             call-or-answer first and decode the step in ReAct format under a grammar of those
             tools, so ``Action``/``Action Input`` always name a tool with valid arguments
@@ -138,6 +142,8 @@ class SLM(FunctionCallingLLM):
     lora_path: str | None = Field(
         default=None, description="LoRA adapter (adapter.gguf from slm-agents finetune) run on the shared base model.")
     lora_scale: float = Field(default=1.0, description="The adapter's strength.")
+    prefix_cache_bytes: int | None = Field(
+        default=None, description="Memory for evaluated prompt prefixes of an in-process model (0: off).")
     react_grammar: bool = Field(
         default=True, description="Decode ReActAgent steps under a grammar of the tools its prompt lists.")
 
@@ -206,6 +212,7 @@ class SLM(FunctionCallingLLM):
             timeout=self.timeout,
             lora_path=self.lora_path,
             lora_scale=self.lora_scale,
+            prefix_cache_bytes=self.prefix_cache_bytes,
         )
 
     @property
