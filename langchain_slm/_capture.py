@@ -35,6 +35,7 @@ __all__ = [
     "graph_context",
     "tool_fields",
     "call_id_for_message",
+    "run_stores",
     "CALL_IDS",
 ]
 
@@ -156,6 +157,29 @@ def tool_fields(output: Any) -> dict[str, Any]:
     if hasattr(output, "update") and hasattr(output, "goto"):  # a langgraph Command
         return {"result": repr(output)}
     return {"result": output}
+
+
+def run_stores(explicit: Any = None) -> list[Any]:
+    """Where a step run inside a LangGraph node (middleware, graph node) is captured.
+
+    ``explicit`` (a ``capture=`` store) when given, else the stores of the run's
+    :class:`~langchain_slm.SLMCaptureHandler` callbacks, so the default handler captures the step
+    whole (SLM attempt, LLM answer, link) with no ``capture=`` at all.
+    """
+    if explicit is not None:
+        return [explicit]
+    try:
+        from langgraph.config import get_config
+
+        callbacks = get_config().get("callbacks")
+    except Exception:  # not inside a runnable (or langgraph missing)
+        return []
+    stores: list[Any] = []
+    for handler in getattr(callbacks, "handlers", callbacks) or ():
+        store = getattr(handler, "store", None) if hasattr(handler, "capture_routed_step") else None
+        if store is not None and all(store is not s for s in stores):
+            stores.append(store)
+    return stores
 
 
 def call_id_for_message(message: BaseMessage) -> str | None:

@@ -246,7 +246,7 @@ def escalation_node(
             "task": label,
         }
 
-    def finish(prepared: tuple[Any, ...], answer: Any) -> dict[str, Any]:
+    def finish(prepared: tuple[Any, ...], answer: Any, stores: list[Any]) -> dict[str, Any]:
         last, verdict, label, history = prepared
         if answer is None:  # no LLM: keep the SLM answer, say why it would have escalated
             new = last.model_copy(update={"response_metadata": {**last.response_metadata,
@@ -256,43 +256,45 @@ def escalation_node(
                 raise TypeError(f"the LLM returned {type(answer).__name__}, not an AIMessage")
             meta = {**answer.response_metadata, **metadata(last, verdict, label, "llm")}
             new = answer.model_copy(update={"id": last.id or answer.id, "response_metadata": meta})
-        if store is not None:
-            slm_id = _capture.call_id_for_message(last)
+        logged = _capture.call_id_for_message(last)  # the run's handler logged the SLM call
+        for target in stores:
             step = records.Step(
                 request=_capture.request_fields(history, tools=tool_spec, tool_choice=tool_choice),
                 context=_capture.graph_context(task=label),
                 route="slm" if answer is None else "llm", reason=verdict.reason,
-                slm=None if slm_id else {**_capture.answer_fields(last), "valid": False},
+                slm=None if logged else {**_capture.answer_fields(last), "valid": False},
             )  # fmt: skip
-            slm_id, llm_id = records.log_step(store, step, slm_id=slm_id,
+            slm_id, llm_id = records.log_step(target, step, slm_id=logged,
                                               answer=_capture.answer_fields(new) if answer is not None else None)
             capture_id = llm_id or slm_id
             if capture_id:
                 new.response_metadata["capture_id"] = capture_id
         return {messages_key: [new]}
 
-    def scope() -> contextlib.AbstractContextManager[None]:
-        return records.captured_here() if store is not None else contextlib.nullcontext()
+    def scope(stores: list[Any]) -> contextlib.AbstractContextManager[None]:
+        return records.captured_here() if stores else contextlib.nullcontext()
 
     def escalate(state: Any, config: RunnableConfig) -> dict[str, Any]:
         prepared = prepare(state)
         if prepared is None:
             return {}
+        stores = _capture.run_stores(store)  # capture=, else the run's SLMCaptureHandler
         answer = None
         if runnable is not None:
-            with scope():
+            with scope(stores):
                 answer = runnable.invoke(prepared[3], config)
-        return finish(prepared, answer)
+        return finish(prepared, answer, stores)
 
     async def aescalate(state: Any, config: RunnableConfig) -> dict[str, Any]:
         prepared = prepare(state)
         if prepared is None:
             return {}
+        stores = _capture.run_stores(store)
         answer = None
         if runnable is not None:
-            with scope():
+            with scope(stores):
                 answer = await runnable.ainvoke(prepared[3], config)
-        return finish(prepared, answer)
+        return finish(prepared, answer, stores)
 
     return RunnableLambda(escalate, afunc=aescalate, name="escalate")
 

@@ -62,6 +62,7 @@ class _Step:
     task: str | None
     context: dict[str, Any]
     name: str | None
+    stores: list[Any]
 
 
 class SLMRoutingMiddleware(AgentMiddleware[AgentState[ResponseT], ContextT, ResponseT]):
@@ -149,7 +150,7 @@ class SLMRoutingMiddleware(AgentMiddleware[AgentState[ResponseT], ContextT, Resp
         context = _capture.graph_context(task=self.task)
         name = (context.get("metadata") or {}).get("lc_agent_name")
         return _Step(_convert.messages_to_openai(lc_messages), tools, request.tool_choice,
-                     context.get("task"), context, name)  # fmt: skip
+                     context.get("task"), context, name, _capture.run_stores(self.capture))  # fmt: skip
 
     # -- the answer --------------------------------------------------------------------------------
     def _finish(self, routed: Routed[Any], step: _Step) -> ModelCallResult:
@@ -173,20 +174,24 @@ class SLMRoutingMiddleware(AgentMiddleware[AgentState[ResponseT], ContextT, Resp
         """Log the step when capturing; the answer gets its ``capture_id``."""
         answer = slm_message if slm_message is not None else llm_message
         assert answer is not None
-        if self.capture is None:
+        if not step.stores:
             return answer
         request = records.request_fields(step.messages, tools=step.tools, tool_choice=step.tool_choice)
         record_step = records.step_from_routed(routed, request, step.context, slm_model=self.slm.model_name)
         answer_fields = _capture.answer_fields(llm_message) if llm_message is not None else None
-        slm_id, llm_id = records.log_step(self.capture, record_step, answer=answer_fields)
-        capture_id = llm_id if llm_message is not None else slm_id
+        capture_id = None
+        for store in step.stores:
+            slm_id, llm_id = records.log_step(store, record_step, answer=answer_fields)
+            capture_id = capture_id or (llm_id if llm_message is not None else slm_id)
         if capture_id is None:
             return answer
         answer.response_metadata = {**answer.response_metadata, "capture_id": capture_id}
         return answer
 
-    def _scope(self) -> contextlib.AbstractContextManager[None]:
-        return records.captured_here() if self.capture is not None else contextlib.nullcontext()
+    @staticmethod
+    def _scope(step: _Step) -> contextlib.AbstractContextManager[None]:
+        """Calls made inside a captured step are the step's: handlers skip them."""
+        return records.captured_here() if step.stores else contextlib.nullcontext()
 
     # -- hooks -------------------------------------------------------------------------------------
     def wrap_model_call(
@@ -198,7 +203,7 @@ class SLMRoutingMiddleware(AgentMiddleware[AgentState[ResponseT], ContextT, Resp
         step = self._step(request)
         if step is None:
             return handler(request)
-        with self._scope():
+        with self._scope(step):
             routed = run_routed(
                 self.policy, step.messages, step.tools, step.tool_choice,
                 slm=lambda: self.slm.complete_openai(step.messages, step.tools, step.tool_choice),
@@ -215,7 +220,7 @@ class SLMRoutingMiddleware(AgentMiddleware[AgentState[ResponseT], ContextT, Resp
         step = self._step(request)
         if step is None:
             return await handler(request)
-        with self._scope():
+        with self._scope(step):
             routed = await arun_routed(
                 self.policy, step.messages, step.tools, step.tool_choice,
                 slm=lambda: self.slm.acomplete_openai(step.messages, step.tools, step.tool_choice),

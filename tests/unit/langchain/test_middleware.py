@@ -152,6 +152,18 @@ def test_capture_logs_the_pair_once_even_with_the_handler(store: CaptureStore) -
     assert exe["name"] == "lookup" and exe["model_call_id"] == rows[1]["id"]
 
 
+def test_the_default_handler_alone_captures_a_routed_step_whole(store: CaptureStore) -> None:
+    """No capture= on the middleware: the run's SLMCaptureHandler gets the SLM attempt, the LLM answer and the link."""
+    agent, _, _ = build({"tool_calls": [{"name": "refund", "arguments": {}}]})
+    agent.invoke({"messages": [("user", "where is A1?")]}, {**CFG, "callbacks": [SLMCaptureHandler(store)]})
+    store.flush()
+    rows = list(store.db.query("select * from calls order by id"))
+    assert [(r["route"], r["escalation_reason"]) for r in rows] == [
+        ("slm", "unknown_tool"), ("llm", "unknown_tool"), ("slm", None)]
+    (esc,) = store.db.query("select * from escalations")
+    assert (esc["slm_call_id"], esc["llm_call_id"], esc["reason"]) == (rows[0]["id"], rows[1]["id"], "unknown_tool")
+
+
 def test_capture_middleware_records_model_and_tool_calls(store: CaptureStore) -> None:
     llm = FakeLLM(responses=[LLM_CALL, AIMessage(FINAL)])
     agent = create_agent(llm, [lookup], middleware=[CaptureMiddleware(store)], checkpointer=InMemorySaver())
