@@ -25,7 +25,7 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr
 
-from slm_agents.arguments import check_sampling, runtime_choice
+from slm_agents.arguments import build_runtime, check_sampling, runtime_choice
 from slm_agents.errors import InvalidRequest
 from slm_agents.models import DEFAULT_MODEL_FILE
 from slm_agents.toolcalls import normalize_tool_choice, normalize_tools
@@ -262,22 +262,13 @@ class ChatSLM(BaseChatModel):
         return self._runtime
 
     def _build_runtime(self) -> Any:
-        if self.base_url is not None or self.model is not None:
-            from slm_agents.runtimes.openai_compat import OpenAICompatRuntime
-
-            return OpenAICompatRuntime(
-                self.model or "",
-                base_url=self.base_url,
-                api_key=self.api_key.get_secret_value() if self.api_key else None,
-                timeout=self.timeout or 60.0,
-                max_retries=self.max_retries,
-            )
-        from slm_agents.runtimes.llamacpp import LlamaCppRuntime
-
-        return LlamaCppRuntime(
-            self.model_path, n_ctx=self.n_ctx, n_threads=self.n_threads, lora_path=self.lora_path,
-            lora_scale=self.lora_scale, prefix_cache_bytes=self.prefix_cache_bytes, **self.llama_kwargs
-        )
+        return build_runtime(
+            self.model_path, self.base_url, self.model,
+            api_key=self.api_key.get_secret_value() if self.api_key else None,
+            timeout=self.timeout, max_retries=self.max_retries,
+            n_ctx=self.n_ctx, n_threads=self.n_threads, lora_path=self.lora_path, lora_scale=self.lora_scale,
+            prefix_cache_bytes=self.prefix_cache_bytes, **self.llama_kwargs,
+        )  # fmt: skip
 
     @property
     def model_name(self) -> str:

@@ -32,7 +32,7 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
 
-from slm_agents.arguments import check_sampling, runtime_choice
+from slm_agents.arguments import build_runtime, check_sampling, runtime_choice
 from slm_agents.errors import InvalidRequest
 from slm_agents.runtimes.base import SAMPLING_KEYS
 from slm_agents.types import Completion, StreamChunk
@@ -195,24 +195,10 @@ class SLM(FunctionCallingLLM):
         return self._runtime
 
     def _build_runtime(self) -> Runtime:
-        if self.base_url or self.model:
-            from slm_agents.runtimes.openai_compat import OpenAICompatRuntime
-
-            return OpenAICompatRuntime(
-                self.model or "", base_url=self.base_url, api_key=self._api_key, timeout=self.timeout or 60.0
-            )
-        from slm_agents.runtimes.llamacpp import LlamaCppRuntime
-
-        sampling: dict[str, Any] = {"temperature": self.temperature} if self.temperature is not None else {}
-        return LlamaCppRuntime(
-            self.model_path,
-            n_ctx=self.n_ctx,
-            **sampling,
-            max_tokens=self.max_tokens,
-            timeout=self.timeout,
-            lora_path=self.lora_path,
-            lora_scale=self.lora_scale,
-            prefix_cache_bytes=self.prefix_cache_bytes,
+        return build_runtime(
+            self.model_path, self.base_url, self.model, api_key=self._api_key, timeout=self.timeout,
+            n_ctx=self.n_ctx, temperature=self.temperature, max_tokens=self.max_tokens,
+            lora_path=self.lora_path, lora_scale=self.lora_scale, prefix_cache_bytes=self.prefix_cache_bytes,
         )
 
     @property

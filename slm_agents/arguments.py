@@ -21,13 +21,16 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import InvalidRequest
 from .policy import EscalationPolicy
 
+if TYPE_CHECKING:
+    from .runtimes.base import Runtime
+
 __all__ = ["POLICY_FIELDS", "resolve_policy", "split_policy_fields", "check_sampling", "runtime_choice",
-           "bad_argument"]  # fmt: skip
+           "build_runtime", "bad_argument"]  # fmt: skip
 
 #: The :class:`EscalationPolicy` fields a face also takes as keywords (``confidence_threshold=0.6``).
 POLICY_FIELDS = frozenset(f.name for f in dataclasses.fields(EscalationPolicy))
@@ -113,3 +116,32 @@ def runtime_choice(
             "OPENAI_BASE_URL); for a local GGUF file pass model_path="
         )
     return "server" if model is not None else "local"
+
+
+def build_runtime(
+    model_path: str | os.PathLike[str] | None = None,
+    base_url: str | None = None,
+    model: str | None = None,
+    *,
+    api_key: str | None = None,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    **local_options: Any,
+) -> Runtime:
+    """The runtime :func:`runtime_choice` picks, built the same way for every face.
+
+    A server (:class:`~slm_agents.runtimes.openai_compat.OpenAICompatRuntime`) gets ``api_key``,
+    ``timeout`` (default 60 s) and ``max_retries``; a local model
+    (:class:`~slm_agents.runtimes.llamacpp.LlamaCppRuntime`) gets ``timeout`` (default: none) and
+    ``local_options`` (``n_ctx``, ``lora_path``, sampling defaults, llama.cpp load options).
+    Options left None are the runtime's defaults.
+    """
+    if runtime_choice(model_path, base_url, model) == "server":
+        from .runtimes.openai_compat import OpenAICompatRuntime
+
+        return OpenAICompatRuntime(model or "", base_url=base_url, api_key=api_key, timeout=timeout or 60.0,
+                                   max_retries=2 if max_retries is None else max_retries)
+    from .runtimes.llamacpp import LlamaCppRuntime
+
+    options = {k: v for k, v in local_options.items() if v is not None}
+    return LlamaCppRuntime(model_path, timeout=timeout, **options)
