@@ -241,6 +241,7 @@ def stats_command(db_path: str | None, as_json: bool, **prices: float | None) ->
     p = cost["prices_per_million_tokens"]
     out = [
         f"{summary['calls']} calls, {summary['tool_executions']} tool executions, {summary['labels']} labels",
+        _capture_line(summary["capture"]),
         f"tokens: {summary['tokens']['input']} in, {summary['tokens']['output']} out; "
         f"latency p50 {_ms(summary['latency']['p50_ms'])}, p95 {_ms(summary['latency']['p95_ms'])}",
         "",
@@ -265,6 +266,14 @@ def stats_command(db_path: str | None, as_json: bool, **prices: float | None) ->
         + f" over {cost['slm_calls_kept']} SLM calls kept",
     ]
     _echo("\n".join(out))
+
+
+def _capture_line(c: dict[str, int] | None) -> str:
+    if c is None:
+        return "capture: no store counters in this file (written by an older slm-agents)"
+    open_ = f", {c['not_closed']} not closed (open, or the process ended without close)" if c["not_closed"] else ""
+    return (f"capture: {c['accepted']} accepted, {c['written']} written, {c['dropped']} dropped, {c['failed']} failed, "
+            f"{c['duplicates']} duplicate ids, {c['not_written']} not written ({c['stores']} store(s){open_})")
 
 
 def _ms(value: float | None) -> str:

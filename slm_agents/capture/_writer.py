@@ -12,6 +12,7 @@ import datetime as _dt
 import hashlib
 import json
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -19,6 +20,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .._ids import new_id
 from ..errors import InvalidRequest
 from . import columns
 from ._utils import clean_text, dumps, jsonable, to_float, to_int, truncation_marker
@@ -50,6 +52,9 @@ _SQL = {
     "blobs": "INSERT OR IGNORE INTO blobs ({}) VALUES ({})".format(", ".join(BLOB_COLUMNS), ", ".join("?" * len(BLOB_COLUMNS))),
 }  # fmt: skip
 _TABLE_ORDER = ("blobs", "calls", "tool_executions", "escalations", "labels")
+SESSION_COLUMNS = columns.names("capture_sessions")
+_SESSION_SQL = "INSERT OR REPLACE INTO capture_sessions ({}) VALUES ({})".format(
+    ", ".join(SESSION_COLUMNS), ", ".join("?" * len(SESSION_COLUMNS)))
 #: Tables whose rows carry a caller-chosen id: a duplicate id keeps the first row and is counted.
 _KEEP_FIRST = ("calls", "tool_executions")
 #: Most seconds the build stage prepares rows before handing them to the commit stage.
@@ -398,6 +403,7 @@ class Writer:
         self.lock_timeout = lock_timeout
         self.label = label
         self.written = 0
+        self.dropped = 0  # counted by the store: offered but not accepted (queue full, closed)
         self.accepted = 0  # counted by the store as records are queued
         self.duplicates = 0
         self.abandoned = False  # set at close/exit timeout: nothing more is written after
@@ -411,6 +417,11 @@ class Writer:
         self._built: queue.Queue[Any] | None = None
         self.inline_lock = threading.RLock()
         self._logged_failures = 0
+        # This writer's counters are saved in capture_sessions (one row per store and process),
+        # with every batch and at close, so `slm-agents stats` can show them.
+        self.session_id = new_id()
+        self._session_started = iso(time.time())
+        self._session_saved = False
 
     @property
     def failed(self) -> int:
@@ -552,6 +563,7 @@ class Writer:
     # -- stage 2: commit -------------------------------------------------------------------------
     def _handle_built(self, item: Any) -> bool:
         if item is STOP:
+            self.save_session(closed=True)
             if self.conn is not None and self._built is not None:
                 self.conn.close()
                 self.conn = None
@@ -612,6 +624,9 @@ class Writer:
                             cursor = conn.executemany(_SQL[table], rows)
                             if table in _KEEP_FIRST and cursor.rowcount >= 0:
                                 duplicates += len(rows) - cursor.rowcount
+                    # the counters as they will be once this transaction commits
+                    self._upsert_session(conn, self.written + len(batch) - duplicates,
+                                         self.duplicates + duplicates, closed=False)
                 if duplicates:
                     self.duplicates += duplicates
                     self._note_duplicates(duplicates)
@@ -627,6 +642,38 @@ class Writer:
         if (total - count).bit_length() < total.bit_length():  # the first, then at powers of two
             logger.warning("capture: %d record(s) with an id already stored in %s were not stored "
                            "(the first row is kept; %d duplicate(s) so far)", count, self.label, total)
+
+    def _session_row(self, written: int, duplicates: int, closed: bool) -> tuple[Any, ...]:
+        now = iso(time.time())
+        accepted, failed = self.accepted, self.failed
+        row = {
+            "id": self.session_id, "pid": os.getpid(), "label": self.label, "started": self._session_started,
+            "updated": now, "closed": now if closed else None, "accepted": accepted, "written": written,
+            "dropped": self.dropped, "failed": failed, "duplicates": duplicates,
+            "unwritten": max(0, accepted - written - failed - duplicates),
+        }
+        return tuple(row[name] for name in SESSION_COLUMNS)
+
+    def _upsert_session(self, conn: sqlite3.Connection, written: int, duplicates: int, *, closed: bool) -> None:
+        try:
+            conn.execute(_SESSION_SQL, self._session_row(written, duplicates, closed))
+            self._session_saved = True
+        except sqlite3.OperationalError as exc:  # a database without the table: the rows still go in
+            if "capture_sessions" not in str(exc):
+                raise
+
+    def save_session(self, *, closed: bool) -> None:
+        """Save this writer's counters in ``capture_sessions`` (at close: with its time). Never raises."""
+        with self.commit_lock:
+            if self.abandoned or not (self._session_saved or self.accepted or self.dropped):
+                return  # nothing ever offered: no row (opening a store just to migrate adds none)
+            try:
+                conn = self._ensure_conn()
+                assert self._transaction is not None
+                with self._transaction():
+                    self._upsert_session(conn, self.written, self.duplicates, closed=closed)
+            except Exception as exc:  # noqa: BLE001 - the counters are also logged at close
+                logger.warning("capture: could not save the store's counters in %s (%s)", self.label, _describe(exc))
 
     def unwritten(self) -> int:
         """Records accepted but neither written nor counted as failed (still queued or in flight)."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Column", "CALLS", "TOOL_EXECUTIONS", "ESCALATIONS", "LABELS", "BLOBS", "TABLES", "names",
+__all__ = ["Column", "CALLS", "TOOL_EXECUTIONS", "ESCALATIONS", "LABELS", "BLOBS", "CAPTURE_SESSIONS", "TABLES", "names",
            "JSON_COLUMNS", "COLUMN_DOCS"]
 
 Fill = Literal["plain", "float", "int", "json", "text", "special"]
@@ -131,6 +131,22 @@ BLOBS: tuple[Column, ...] = (
     _c("first_seen", "TEXT", "special", "UTC ISO-8601 of the first write."),
 )
 
+CAPTURE_SESSIONS: tuple[Column, ...] = (
+    _c("id", "TEXT", "special", "One id per store and process (a forked child starts its own)."),
+    _c("pid", "INTEGER", "special", "The process that wrote."),
+    _c("label", "TEXT", "special", "The capture file as that store named it."),
+    _c("started", "TEXT", "special", "When the store's writer started, UTC ISO-8601."),
+    _c("updated", "TEXT", "special", "When these counters were last saved (with every batch written)."),
+    _c("closed", "TEXT", "special", "When the store closed (`close()` or the exit flush); NULL while open, "
+       "or when the process ended without either."),
+    _c("accepted", "INTEGER", "special", "Records `log()` & co. took."),
+    _c("written", "INTEGER", "special", "Records stored."),
+    _c("dropped", "INTEGER", "special", "Records refused because the queue was full."),
+    _c("failed", "INTEGER", "special", "Records whose row could not be built or inserted (logged by type)."),
+    _c("duplicates", "INTEGER", "special", "Records whose id was already stored (the first row is kept)."),
+    _c("unwritten", "INTEGER", "special", "Accepted but not (yet) stored: at close, those it could not write."),
+)
+
 #: Every capture table's columns, in table order.
 TABLES: dict[str, tuple[Column, ...]] = {
     "calls": CALLS,
@@ -138,6 +154,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "escalations": ESCALATIONS,
     "blobs": BLOBS,
     "labels": LABELS,
+    "capture_sessions": CAPTURE_SESSIONS,
 }
 
 

@@ -28,7 +28,7 @@ from .store import CaptureStore
 __all__ = ["merge", "CAPTURE_TABLES", "TASK_TABLES"]
 
 #: The capture tables, in copy order (blobs before the calls that point at them).
-CAPTURE_TABLES = ("blobs", "calls", "tool_executions", "escalations", "labels")
+CAPTURE_TABLES = ("blobs", "calls", "tool_executions", "escalations", "labels", "capture_sessions")
 #: The tables ``slm-agents tasks`` adds to a capture file.
 TASK_TABLES = ("tasks", "call_tasks")
 

@@ -30,7 +30,7 @@ from ._paths import resolve_path
 from .columns import JSON_COLUMNS
 from .schema import migrate
 
-__all__ = ["open_db", "loads", "BlobCache", "read_call", "list_calls", "stats", "Prices", "JSON_COLUMNS"]
+__all__ = ["open_db", "loads", "BlobCache", "read_call", "list_calls", "stats", "capture_counters", "Prices", "JSON_COLUMNS"]
 
 
 def open_db(path_or_db: str | os.PathLike[str] | Database | None = None) -> Database:
@@ -281,7 +281,26 @@ def stats(db: Database, prices: Prices | None = None, *, top: int = 20) -> dict[
         },
         "tool_executions": db.execute("SELECT COUNT(*) FROM tool_executions").fetchone()[0],
         "labels": db.execute("SELECT COUNT(*) FROM labels").fetchone()[0],
+        "capture": capture_counters(db),
     }
+
+
+def capture_counters(db: Database) -> dict[str, int] | None:
+    """The stores' counters summed over ``capture_sessions`` (None in a file from before them).
+
+    ``not_written`` counts what stores accepted but did not store: lost at a timed-out close, or
+    still queued in a store that is open or whose process ended without closing it
+    (``not_closed`` such stores).
+    """
+    if "capture_sessions" not in db.table_names():
+        return None
+    row = db.execute(
+        "SELECT COUNT(*), COALESCE(SUM(closed IS NULL), 0), COALESCE(SUM(accepted), 0), COALESCE(SUM(written), 0), "
+        "COALESCE(SUM(dropped), 0), COALESCE(SUM(failed), 0), COALESCE(SUM(duplicates), 0), "
+        "COALESCE(SUM(unwritten), 0) FROM capture_sessions"
+    ).fetchone()
+    keys = ("stores", "not_closed", "accepted", "written", "dropped", "failed", "duplicates", "not_written")
+    return dict(zip(keys, (int(v) for v in row), strict=True))
 
 
 def _percentiles_all(db: Database) -> dict[str, float | None]:

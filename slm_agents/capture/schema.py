@@ -12,7 +12,7 @@ Example:
     >>> db = Database(memory=True)
     >>> migrate(db)
     >>> sorted(t for t in db.table_names() if not t.startswith("_"))
-    ['blobs', 'calls', 'escalations', 'labels', 'tool_executions']
+    ['blobs', 'calls', 'capture_sessions', 'escalations', 'labels', 'tool_executions']
 """
 
 from __future__ import annotations
@@ -139,6 +139,18 @@ def m003_add_indexes(db: Database) -> None:
     db["labels"].create_index(["target_id"], if_not_exists=True)
 
 
+@migrations()
+def m004_create_capture_sessions(db: Database) -> None:
+    """Each store's counters (accepted, written, dropped, failed...), for ``slm-agents stats``."""
+    db.table("capture_sessions").create(
+        {
+            "id": str, "pid": int, "label": str, "started": str, "updated": str, "closed": str,
+            "accepted": int, "written": int, "dropped": int, "failed": int, "duplicates": int, "unwritten": int,
+        },
+        pk="id",
+    )
+
+
 def migrate(db: Database) -> None:
     """Apply every pending migration (safe to call on an up-to-date database)."""
     migrations.apply(db)
@@ -151,6 +163,8 @@ TABLE_DOCS: dict[str, str] = {
     "(a preference/training pair).",
     "blobs": "Content stored once, addressed by its SHA-256: tool-schema lists and long message texts.",
     "labels": "Feedback attached later to a call or a run (`store.label`).",
+    "capture_sessions": "The counters of each store that wrote to this file (one row per store and "
+    "process): what it accepted, wrote, dropped and failed to write. `slm-agents stats` sums them.",
 }
 
 #: Each column's description comes from the one column definition (:mod:`.columns`).

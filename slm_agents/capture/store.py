@@ -301,7 +301,6 @@ class CaptureStore:
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=opts["queue_size"])
         self._count_lock = threading.Lock()
         self._enqueued = 0
-        self._dropped = 0
         builder = RowBuilder(self.redactor, max_string_chars=opts["max_string_chars"],
                              blob_min_chars=opts["blob_min_chars"])
         self._writer = Writer(
@@ -346,14 +345,14 @@ class CaptureStore:
         """A snapshot of the counters."""
         w = self._writer
         return CaptureStats(
-            enqueued=self._enqueued, written=w.written, dropped=self._dropped,
+            enqueued=self._enqueued, written=w.written, dropped=self._writer.dropped,
             failed_writes=w.failed, queued=self._queue.qsize(), accepted=w.accepted, failed=w.failed,
             duplicates=w.duplicates, unwritten=w.unwritten(),
         )
 
     enqueued = property(lambda self: self._enqueued, doc="Records accepted onto the queue.")
     written = property(lambda self: self._writer.written, doc="Records written.")
-    dropped = property(lambda self: self._dropped, doc="Records dropped (queue full, or store closed).")
+    dropped = property(lambda self: self._writer.dropped, doc="Records dropped (queue full, or store closed).")
     failed_writes = property(lambda self: self._writer.failed, doc="Records whose write failed.")
 
     def flush(self, timeout: float | None = None) -> bool:
@@ -424,7 +423,7 @@ class CaptureStore:
             self._after_fork()
         if self._closed:
             with self._count_lock:
-                self._dropped += 1
+                self._writer.dropped += 1
             return False
         with self._count_lock:  # counted before the writer can see it: written <= accepted
             self._writer.accepted += 1
@@ -436,8 +435,8 @@ class CaptureStore:
         except queue.Full:
             with self._count_lock:
                 self._writer.accepted -= 1
-                self._dropped += 1
-                dropped = self._dropped
+                self._writer.dropped += 1
+                dropped = self._writer.dropped
             if dropped & (dropped - 1) == 0:  # 1, 2, 4, 8, ...: say so without flooding the log
                 logger.warning("capture queue full: %d record(s) dropped so far (raise queue_size?)", dropped)
             return False
