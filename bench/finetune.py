@@ -63,6 +63,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--micro-batch", type=int, default=2)
     ap.add_argument("--max-steps", type=int, default=None)
+    ap.add_argument("--lr", type=float, default=TrainConfig.lr)
+    ap.add_argument("--no-gradient-checkpointing", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
@@ -72,7 +74,8 @@ def main() -> None:
         capture(store, args.examples, seed=args.seed)
         store.close()
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, max_steps=args.max_steps, seed=args.seed,
-                             micro_batch=args.micro_batch)
+                             micro_batch=args.micro_batch, lr=args.lr,
+                             gradient_checkpointing=not args.no_gradient_checkpointing)
         started = time.perf_counter()
         result = finetune(open_db(db_path), "support", Path(tmp) / "run", config=config, min_examples=20,
                           progress=True)
@@ -87,11 +90,11 @@ def main() -> None:
 
         cases = eval_cases(args.heldout, seed=args.seed + 1)
         base_rt = LlamaCppRuntime()
-        before = rss_mb()
-        tuned_rt = LlamaCppRuntime(lora_path=result.adapter)
         base = metrics(evaluate(base_rt, cases, max_tokens=160))
+        before = rss_mb()  # the base model loaded and warm
+        tuned_rt = LlamaCppRuntime(lora_path=result.adapter)  # the same loaded base, plus the adapter
         tuned = metrics(evaluate(tuned_rt, cases, max_tokens=160))
-        print(f"adapter memory on the loaded base: +{rss_mb() - before:.0f} MB RSS "
+        print(f"adapter memory on the loaded base: {rss_mb() - before:+.0f} MB RSS "
               f"(adapter file {result.adapter.stat().st_size / 1e6:.1f} MB)")
         print(f"held-out phrasings ({len(cases)} steps)   base -> tuned")
         for key in base:

@@ -39,6 +39,8 @@ def _policy_path(path: str | None) -> str:
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--micro-batch", type=int, default=2, show_default=True,
               help="Examples per forward pass (gradients accumulated to --batch-size): lower it to save memory.")
+@click.option("--gradient-checkpointing/--no-gradient-checkpointing", default=True, show_default=True,
+              help="Recompute activations in the backward pass: less than half the memory, about a quarter slower.")
 @click.option("--max-length", type=int, default=1024, show_default=True, help="Longest example, in tokens.")
 @click.option("--max-steps", type=int, default=None, help="Stop after this many steps.")
 @click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
@@ -58,7 +60,8 @@ def _policy_path(path: str | None) -> str:
 @one_line_errors
 def finetune_command(db_path: str | None, task: str, out_dir: str, model_path: str | None, base_dir: str | None,
                      epochs: int, rank: int, alpha: float, dropout: float, targets: str, lr: float, batch_size: int,
-                     micro_batch: int, max_length: int, max_steps: int | None, precision: str, seed: int, val_fraction: float,
+                     micro_batch: int, gradient_checkpointing: bool, max_length: int, max_steps: int | None,
+                     precision: str, seed: int, val_fraction: float,
                      min_examples: int, resume: bool, force: bool, no_eval: bool, do_promote: bool,
                      policy_path: str | None, progress: bool | None, as_json: bool) -> None:
     """Train a LoRA adapter for one task on its captured calls and write it as a llama.cpp GGUF adapter.
@@ -81,7 +84,8 @@ def finetune_command(db_path: str | None, task: str, out_dir: str, model_path: s
         config = TrainConfig(rank=rank, alpha=alpha, dropout=dropout,
                              targets=tuple(t.strip() for t in targets.split(",") if t.strip()), epochs=epochs, lr=lr,
                              batch_size=batch_size, max_length=max_length, seed=seed, max_steps=max_steps,
-                             precision=precision, micro_batch=micro_batch)
+                             precision=precision, micro_batch=micro_batch,
+                             gradient_checkpointing=gradient_checkpointing)
         db = open_capture_file(db_path, write=True)  # missing, not SQLite, newer schema: one line
         result = finetune(db, task, out_dir, model_path=model_path, base_dir=base_dir, config=config,
                           val_fraction=val_fraction, min_examples=min_examples, force=force, resume=resume,

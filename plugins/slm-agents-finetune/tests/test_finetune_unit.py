@@ -202,3 +202,30 @@ def test_heldout_cases_differ_from_the_captured_phrasings() -> None:
     train = {s.messages[-1]["content"] for s in conversations(200, seed=0)}
     held = eval_cases(40, seed=0)
     assert held and not {c.messages[-1]["content"] for c in held} & train
+
+
+# --- training maths ----------------------------------------------------------------------------------
+
+def _tiny_llama() -> Any:
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    return transformers.LlamaForCausalLM(config)
+
+
+def test_gradient_checkpointing_changes_memory_not_the_training(tmp_path: Path) -> None:
+    from slm_agents_finetune.train import train
+
+    encoded = [([1, 5, 9, 13, 2, 7, 3], [IGNORE, IGNORE, IGNORE, IGNORE, 2, 7, 3]),
+               ([1, 6, 10, 2, 8], [IGNORE, IGNORE, IGNORE, 2, 8]),
+               ([1, 4, 11, 12, 14, 2, 9, 3], [IGNORE] * 5 + [2, 9, 3])]
+    losses = {}
+    for checkpointing in (False, True):
+        config = TrainConfig(epochs=2, max_steps=3, batch_size=2, micro_batch=1, precision="fp32", dropout=0.0,
+                             gradient_checkpointing=checkpointing)
+        _, record = train(_tiny_llama(), encoded, config, tmp_path / str(checkpointing), progress=False)
+        losses[checkpointing] = record.losses
+    assert len(losses[True]) == 3 and losses[True][0] > 0
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
