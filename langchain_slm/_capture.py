@@ -175,7 +175,8 @@ def run_stores(explicit: Any = None) -> list[Any]:
     except Exception:  # not inside a runnable (or langgraph missing)
         return []
     stores: list[Any] = []
-    for handler in getattr(callbacks, "handlers", callbacks) or ():
+    handlers: Any = getattr(callbacks, "handlers", callbacks) or ()  # a callback manager or a list
+    for handler in handlers:
         store = getattr(handler, "store", None) if hasattr(handler, "capture_routed_step") else None
         if store is not None and all(store is not s for s in stores):
             stores.append(store)

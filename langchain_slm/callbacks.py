@@ -178,7 +178,8 @@ class SLMCaptureHandler(BaseCallbackHandler):
         except Exception as e:  # noqa: BLE001 - never into the agent
             self._failed(e, "on_chat_model_start")
 
-    def on_llm_new_token(self, token: str, *, chunk: Any = None, run_id: UUID, **kwargs: Any) -> None:
+    def on_llm_new_token(self, token: str | list[str | dict[str, Any]], *, chunk: Any = None, run_id: UUID,
+                         **kwargs: Any) -> None:
         call = self._calls.get(run_id)
         if call is None:
             return

@@ -38,6 +38,8 @@ from .middleware.routing import resolve_slm
 __all__ = ["escalation_node", "route_after_slm", "create_slm_agent", "message_to_completion", "judge_message"]
 
 Route = Literal["tools", "escalate", "__end__"]
+_END: Route = "__end__"  # langgraph's END, typed as one of the routes
+assert _END == END
 
 
 # -- judging a message ------------------------------------------------------------------------------
@@ -56,7 +58,7 @@ def message_to_completion(message: AIMessage) -> Completion:
     msg: dict[str, Any] = {"role": "assistant", "content": message.text or None}
     if tool_calls:
         msg["tool_calls"] = tool_calls
-    usage = message.usage_metadata or {}
+    usage: dict[str, Any] = dict(message.usage_metadata or {})
     return Completion(
         message=msg,
         finish_reason=meta.get("finish_reason") or ("tool_calls" if tool_calls else "stop"),
@@ -75,7 +77,7 @@ def message_to_completion(message: AIMessage) -> Completion:
 def _permissive_tools(message: AIMessage) -> list[dict[str, Any]]:
     """Schema-less tools named as the message's calls: checks only what needs no schema."""
     names = {c["name"] for c in message.tool_calls} | {
-        c["name"] for c in _convert.invalid_calls_of(message) if c.get("name")
+        str(c["name"]) for c in _convert.invalid_calls_of(message) if c.get("name")
     }
     return [{"name": n, "parameters": {"type": "object"}} for n in sorted(names)]
 
@@ -143,19 +145,19 @@ def route_after_slm(
     messages = _messages(state, messages_key)
     last = messages[-1] if messages else None
     if not isinstance(last, AIMessage):
-        return END
+        return _END
     if not _decided(last):
         verdict = judge_message(last, policy=policy, tools=tools, tool_choice=tool_choice,
                                 task=task or _capture.graph_context().get("task"))  # fmt: skip
         if not verdict.ok:
             return "escalate"
-    return "tools" if last.tool_calls else END
+    return "tools" if last.tool_calls else _END
 
 
 def _route_after_escalation(state: Any, messages_key: str = "messages") -> Route:
     messages = _messages(state, messages_key)
     last = messages[-1] if messages else None
-    return "tools" if isinstance(last, AIMessage) and last.tool_calls else END
+    return "tools" if isinstance(last, AIMessage) and last.tool_calls else _END
 
 
 # -- the escalation node ------------------------------------------------------------------------------
@@ -219,9 +221,10 @@ def escalation_node(
     tool_spec = _convert.tools_to_openai(tools) if tools else None
     runnable: Runnable[Any, Any] | None = llm
     if llm is not None and tools:
-        if not hasattr(llm, "bind_tools"):
+        bind_tools = getattr(llm, "bind_tools", None)
+        if bind_tools is None:
             raise TypeError(f"llm must support bind_tools to escalate tool steps, got {type(llm).__name__}")
-        runnable = llm.bind_tools(list(tools), **({"tool_choice": tool_choice} if tool_choice is not None else {}))
+        runnable = bind_tools(list(tools), **({"tool_choice": tool_choice} if tool_choice is not None else {}))
 
     def prepare(state: Any) -> tuple[AIMessage, Verdict, str | None, list[BaseMessage]] | None:
         messages = _messages(state, messages_key)
@@ -359,8 +362,8 @@ def create_slm_agent(
         ) from e
     oai_tools = _convert.tools_to_openai(tools)
 
-    def with_system(messages: list[BaseMessage]) -> list[BaseMessage]:
-        return [SystemMessage(system_prompt), *messages] if system_prompt else messages
+    def with_system(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+        return [SystemMessage(system_prompt), *messages] if system_prompt else list(messages)
 
     def first_model(messages: list[BaseMessage]) -> tuple[Any, str | None]:
         """The SLM, or the LLM when the policy's routing rules keep this step there."""

@@ -440,7 +440,7 @@ def _structured_to_message(out: dict[str, Any]) -> AIMessage:
     parsed, raw = out.get("parsed"), out.get("raw")
     if isinstance(parsed, BaseModel):
         text = parsed.model_dump_json()
-    elif hasattr(parsed, "json") and callable(parsed.json) and not isinstance(parsed, dict):  # pydantic v1
+    elif parsed is not None and not isinstance(parsed, dict) and callable(getattr(parsed, "json", None)):  # pydantic v1
         text = parsed.json()
     else:
         text = json.dumps(parsed, ensure_ascii=False)

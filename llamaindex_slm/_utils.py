@@ -243,7 +243,7 @@ def keep_first_tool_call(response: ChatResponse) -> ChatResponse:
     kept = message.model_copy(deep=False)
     kept.blocks = [b for b in message.blocks if not isinstance(b, ToolCallBlock) or b is blocks[0]]
     kept.additional_kwargs = dict(message.additional_kwargs)
-    if many_calls:
+    if many_calls and isinstance(calls, list):
         kept.additional_kwargs["tool_calls"] = calls[:1]
     return response.model_copy(update={"message": kept})
 

@@ -101,7 +101,8 @@ class SLMAgentsCaptureHandler(BaseEventHandler):
     store: Any = None
 
     def __init__(self, store: CaptureStore, **kwargs: Any) -> None:
-        super().__init__(store=store, **kwargs)
+        super().__init__(**kwargs)
+        self.store = store
         self._pending: dict[str | None, _Call] = {}
         self._lock = threading.Lock()
         self._tracker: StepTracker = get_tracker()

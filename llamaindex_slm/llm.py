@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.llms.generic_utils import (
@@ -269,7 +269,7 @@ class SLM(FunctionCallingLLM):
         oai, tools, choice, sampling = self._request(messages, kwargs)
         runtime = self.runtime
 
-        def gen() -> Iterator[ChatResponse]:
+        def gen() -> ChatResponseGen:
             assembler = _StreamAssembler()
             for chunk in runtime.stream(oai, tools, choice, **sampling):
                 yield assembler.feed(chunk)
@@ -281,7 +281,7 @@ class SLM(FunctionCallingLLM):
         oai, tools, choice, sampling = self._request(messages, kwargs)
         runtime = self.runtime
 
-        async def gen() -> AsyncIterator[ChatResponse]:
+        async def gen() -> ChatResponseAsyncGen:
             assembler = _StreamAssembler()
             async for chunk in runtime.astream(oai, tools, choice, **sampling):
                 yield assembler.feed(chunk)

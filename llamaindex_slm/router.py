@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -112,8 +112,8 @@ def _invoke(llm: LLM, step: _Step, *, stream: bool) -> Any:
         fcl: FunctionCallingLLM = llm  # type: ignore[assignment]
         call = fcl.stream_chat_with_tools if stream else fcl.chat_with_tools
         return call(step.tools, **_tool_kwargs(step))
-    call = llm.stream_chat if stream else llm.chat
-    return call(list(step.messages), **_plain_kwargs(llm, step))
+    plain = llm.stream_chat if stream else llm.chat
+    return plain(list(step.messages), **_plain_kwargs(llm, step))
 
 
 async def _ainvoke(llm: LLM, step: _Step, *, stream: bool) -> Any:
@@ -121,8 +121,8 @@ async def _ainvoke(llm: LLM, step: _Step, *, stream: bool) -> Any:
         fcl: FunctionCallingLLM = llm  # type: ignore[assignment]
         call = fcl.astream_chat_with_tools if stream else fcl.achat_with_tools
         return await call(step.tools, **_tool_kwargs(step))
-    call = llm.astream_chat if stream else llm.achat
-    return await call(list(step.messages), **_plain_kwargs(llm, step))
+    plain = llm.astream_chat if stream else llm.achat
+    return await plain(list(step.messages), **_plain_kwargs(llm, step))
 
 
 def _annotate(response: ChatResponse, info: dict[str, Any]) -> ChatResponse:
@@ -339,6 +339,7 @@ class RouterLLM(FunctionCallingLLM):
     def _final(self, routed: Routed[Any], step: _Step) -> ChatResponse:
         info = self._info(routed, step)
         response = step.slm_response if routed.route == "slm" else routed.result
+        assert response is not None  # the SLM answered when its answer is used
         annotated = _annotate(response, info)
         self._log_own(step, annotated)
         return annotated
@@ -362,7 +363,7 @@ class RouterLLM(FunctionCallingLLM):
         routed = self._route(step, stream=True)
         info = self._info(routed, step)
 
-        def gen() -> Iterator[ChatResponse]:
+        def gen() -> ChatResponseGen:
             if routed.route == "slm":
                 response = _annotate(step.slm_response, info)  # type: ignore[arg-type]
                 response.delta = response.message.content or ""
@@ -382,7 +383,7 @@ class RouterLLM(FunctionCallingLLM):
         routed = await self._aroute(step, stream=True)
         info = self._info(routed, step)
 
-        async def gen() -> AsyncIterator[ChatResponse]:
+        async def gen() -> ChatResponseAsyncGen:
             if routed.route == "slm":
                 response = _annotate(step.slm_response, info)  # type: ignore[arg-type]
                 response.delta = response.message.content or ""

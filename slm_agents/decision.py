@@ -133,12 +133,13 @@ def _tool_vocabulary(frozen_fn: str) -> tuple[frozenset[str], tuple[tuple[str, s
         if isinstance(spec, dict):
             words.append(str(spec.get("description") or ""))
             words.extend(str(v) for v in spec.get("enum") or [] if isinstance(v, str))
-    required = []
+    required: list[tuple[str, str, tuple[str, ...]]] = []
     for pname in params.get("required") or []:
-        spec = props.get(pname) if isinstance(props.get(pname), dict) else {}
-        kind = spec.get("type") if isinstance(spec.get("type"), str) else "string"
-        enum = tuple(str(v).lower() for v in spec.get("enum") or [])
-        required.append((pname.lower(), kind, enum))
+        found = props.get(pname)
+        schema: dict[str, Any] = found if isinstance(found, dict) else {}
+        kind = schema.get("type")
+        enum = tuple(str(v).lower() for v in schema.get("enum") or [])
+        required.append((str(pname).lower(), kind if isinstance(kind, str) else "string", enum))
     return frozenset(_content_stems(" ".join(words))), tuple(required)
 
 

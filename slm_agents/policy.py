@@ -187,10 +187,10 @@ class EscalationPolicy:
             _check_threshold("decision_margin", self.decision_margin)
         if not isinstance(self.task_decisions, dict):
             raise InvalidRequest("task_decisions must map task names to {'threshold': t, 'margin': m}")
-        for task, value in self.task_decisions.items():
-            if not isinstance(value, dict) or not set(value) <= {"threshold", "margin"}:
+        for task, decision in self.task_decisions.items():
+            if not isinstance(decision, dict) or not set(decision) <= {"threshold", "margin"}:
                 raise InvalidRequest(f"the decision of task {task!r} must be {{'threshold': t, 'margin': m}}")
-            for key, number in value.items():
+            for key, number in decision.items():
                 _check_threshold(f"the decision {key} of task {task!r}", number)
         if not isinstance(self.task_adapters, dict) or not all(
             isinstance(k, str) and isinstance(v, str) and v for k, v in self.task_adapters.items()

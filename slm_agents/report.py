@@ -34,13 +34,16 @@ import os
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
 from .capture.outcomes import outcome_readiness
 from .capture.query import Prices, stats
 from .errors import missing_extra
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 __all__ = ["render_report", "write_report", "report_data", "SECTIONS"]
 
@@ -137,7 +140,7 @@ def _pyplot() -> Any:
     return plt
 
 
-def _style() -> dict[str, Any]:
+def _style() -> dict[RcKeyType, Any]:
     return {
         "svg.fonttype": "none",  # text stays text: small, selectable, escaped by matplotlib
         "svg.hashsalt": "slm-agents",  # stable ids: the same data gives the same page

@@ -147,6 +147,7 @@ def normalize_tool_choice(tool_choice: Any, tools: list[dict[str, Any]]) -> Tool
     if tool_choice is False or tool_choice == "none":
         return ToolChoice("none")
     name: str | None = None
+    mode: Literal["auto", "required"]
     if tool_choice is True or tool_choice in ("any", "required"):
         mode = "required"
     elif tool_choice == "auto":

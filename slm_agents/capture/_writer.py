@@ -199,15 +199,14 @@ class RowBuilder:
         text = dumps(tools)
         cached = self._tools_cache.get(text)
         if cached is None:
-            names = []
+            tool_names: list[Any] = []
             if isinstance(tools, list):
                 for tool in tools:
                     if isinstance(tool, Mapping):
                         fn = tool.get("function")
-                        name = fn.get("name") if isinstance(fn, Mapping) else tool.get("name")
-                        names.append(name)
+                        tool_names.append(fn.get("name") if isinstance(fn, Mapping) else tool.get("name"))
             digest = self._blob("tools", text, [], ts)
-            cached = (digest, dumps(names))
+            cached = (digest, dumps(tool_names))
             if len(self._tools_cache) > 256:
                 self._tools_cache.clear()
             self._tools_cache[text] = cached
@@ -355,7 +354,7 @@ class RowBuilder:
     def label(self, rid: str, t: float, rec: Mapping[str, Any]) -> tuple[Any, ...]:
         extra = rec.get("extra") or None
         session = self.redactor.session() if self.redactor is not None else None
-        row = {name: _plain(rec.get(name)) for name in _LABEL_PLAIN}
+        row: dict[str, Any] = {name: _plain(rec.get(name)) for name in _LABEL_PLAIN}
         row.update(id=rid, ts=_ts(rec.get("ts"), t), score=to_float(rec.get("score")),
                    note=self._text(rec.get("note"), session, {}),
                    extra=self._json(drop_credentials(jsonable(extra)), session, {}) if extra else None)
@@ -491,7 +490,7 @@ class Writer:
         with self.inline_lock:
             stop = False
             while True:
-                items = []
+                items: list[Any] = []
                 try:
                     while len(items) < self.batch_size:
                         items.append(self.queue.get_nowait())
@@ -619,11 +618,11 @@ class Writer:
                 with self._transaction():
                     duplicates = 0
                     for table in _TABLE_ORDER:
-                        rows = merged.get(table)
-                        if rows:
-                            cursor = conn.executemany(_SQL[table], rows)
+                        table_rows = merged.get(table)
+                        if table_rows:
+                            cursor = conn.executemany(_SQL[table], table_rows)
                             if table in _KEEP_FIRST and cursor.rowcount >= 0:
-                                duplicates += len(rows) - cursor.rowcount
+                                duplicates += len(table_rows) - cursor.rowcount
                     # the counters as they will be once this transaction commits
                     self._upsert_session(conn, self.written + len(batch) - duplicates,
                                          self.duplicates + duplicates, closed=False)

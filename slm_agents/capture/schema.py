@@ -31,7 +31,7 @@ migrations = Migrations("slm_agents")
 @migrations()
 def m001_initial(db: Database) -> None:
     """Calls, tool executions, escalation pairs and content-addressed blobs."""
-    db["calls"].create(
+    db.table("calls").create(
         {
             "id": str,
             "ts": str,
@@ -68,7 +68,7 @@ def m001_initial(db: Database) -> None:
         },
         pk="id",
     )
-    db["tool_executions"].create(
+    db.table("tool_executions").create(
         {
             "id": str,
             "ts": str,
@@ -89,7 +89,7 @@ def m001_initial(db: Database) -> None:
         },
         pk="id",
     )
-    db["escalations"].create(
+    db.table("escalations").create(
         {
             "id": str,
             "ts": str,
@@ -100,7 +100,7 @@ def m001_initial(db: Database) -> None:
         },
         pk="id",
     )
-    db["blobs"].create(
+    db.table("blobs").create(
         {"hash": str, "kind": str, "size": int, "content": str, "first_seen": str},
         pk="hash",
     )
@@ -109,7 +109,7 @@ def m001_initial(db: Database) -> None:
 @migrations()
 def m002_create_labels(db: Database) -> None:
     """Feedback attached to a call or a run after the fact."""
-    db["labels"].create(
+    db.table("labels").create(
         {
             "id": str,
             "ts": str,
@@ -126,17 +126,17 @@ def m002_create_labels(db: Database) -> None:
 @migrations()
 def m003_add_indexes(db: Database) -> None:
     """Indexes for the queries ``slm-agents stats``/``calls`` and the dataset tools run."""
-    db["calls"].create_index(["ts"], if_not_exists=True)
-    db["calls"].create_index(["run_id"], if_not_exists=True)
-    db["calls"].create_index(["task"], if_not_exists=True)
-    db["calls"].create_index(["route"], if_not_exists=True)
-    db["calls"].create_index(["model"], if_not_exists=True)
-    db["tool_executions"].create_index(["call_id"], if_not_exists=True)
-    db["tool_executions"].create_index(["model_call_id"], if_not_exists=True)
-    db["tool_executions"].create_index(["run_id"], if_not_exists=True)
-    db["escalations"].create_index(["slm_call_id"], if_not_exists=True)
-    db["escalations"].create_index(["llm_call_id"], if_not_exists=True)
-    db["labels"].create_index(["target_id"], if_not_exists=True)
+    db.table("calls").create_index(["ts"], if_not_exists=True)
+    db.table("calls").create_index(["run_id"], if_not_exists=True)
+    db.table("calls").create_index(["task"], if_not_exists=True)
+    db.table("calls").create_index(["route"], if_not_exists=True)
+    db.table("calls").create_index(["model"], if_not_exists=True)
+    db.table("tool_executions").create_index(["call_id"], if_not_exists=True)
+    db.table("tool_executions").create_index(["model_call_id"], if_not_exists=True)
+    db.table("tool_executions").create_index(["run_id"], if_not_exists=True)
+    db.table("escalations").create_index(["slm_call_id"], if_not_exists=True)
+    db.table("escalations").create_index(["llm_call_id"], if_not_exists=True)
+    db.table("labels").create_index(["target_id"], if_not_exists=True)
 
 
 @migrations()
@@ -187,7 +187,7 @@ def schema_markdown(db: Database | None = None) -> str:
     out: list[str] = []
     names = [t for t in db.table_names() if not t.startswith("_")]
     for name in sorted(names, key=lambda n: (list(TABLE_DOCS).index(n) if n in TABLE_DOCS else 99, n)):
-        table = db[name]
+        table = db.table(name)
         out.append(f"### `{name}`\n")
         if name in TABLE_DOCS:
             out.append(TABLE_DOCS[name] + "\n")

@@ -108,7 +108,7 @@ def _retry_locked(fn: Any, timeout: float) -> Any:
 def _connect(path: Path, busy_timeout: float, *, autocommit: bool) -> sqlite3.Connection:
     conn = sqlite3.connect(
         str(path), timeout=busy_timeout, check_same_thread=False,
-        **({"isolation_level": None} if autocommit else {}),
+        isolation_level=None if autocommit else "DEFERRED",  # sqlite3's default: deferred transactions
     )
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
     _retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL").fetchall(), busy_timeout)
@@ -255,7 +255,7 @@ class CaptureStore:
         elif isinstance(redactor, str):
             raise InvalidRequest(f"redactor must be 'default', a Redactor or None, not {redactor!r}")
         self.redactor: Redactor | None = redactor
-        self._options = dict(
+        self._options: dict[str, Any] = dict(
             queue_size=queue_size, batch_size=batch_size, flush_interval=flush_interval,
             max_string_chars=max_string_chars, blob_min_chars=blob_min_chars, busy_timeout=busy_timeout,
             atexit_timeout=atexit_timeout,

@@ -128,7 +128,7 @@ class Task:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> Task:
-        data = {k: row.get(k) for k in _TASK_COLUMNS}
+        data: dict[str, Any] = {k: row.get(k) for k in _TASK_COLUMNS}
         data["top_tools"] = loads(data["top_tools"]) or []
         for key in ("label", "sample_prompt", "signature", "method", "clustered_at"):
             data[key] = data[key] or ""
@@ -142,9 +142,9 @@ class Task:
 
 def ensure_tables(db: Database) -> None:
     """Create ``tasks`` and ``call_tasks`` if they are missing (idempotent)."""
-    db[TASKS_TABLE].create(_TASK_COLUMNS, pk="id", if_not_exists=True)
-    db[CALL_TASKS_TABLE].create({"call_id": str, "task_id": str}, pk="call_id", if_not_exists=True)
-    db[CALL_TASKS_TABLE].create_index(["task_id"], if_not_exists=True)
+    db.table(TASKS_TABLE).create(_TASK_COLUMNS, pk="id", if_not_exists=True)
+    db.table(CALL_TASKS_TABLE).create({"call_id": str, "task_id": str}, pk="call_id", if_not_exists=True)
+    db.table(CALL_TASKS_TABLE).create_index(["task_id"], if_not_exists=True)
 
 
 def unassigned_calls(db: Database) -> int:

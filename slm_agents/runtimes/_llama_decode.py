@@ -88,7 +88,8 @@ class GrammarSampler:
         if not self.grammar:
             raise InvalidRequest("llama.cpp could not parse the grammar built from the schemas; simplify the schema")
         n_vocab = llm.n_vocab()
-        self._one = (llama_cpp.llama_token_data * 1)()
+        # Any: llama_cpp annotates the fields with their ctypes types, but they take Python numbers
+        self._one: Any = (llama_cpp.llama_token_data * 1)()
         self._one_arr = llama_cpp.llama_token_data_array(data=self._one, size=1, selected=-1, sorted=False)
         self._all = (llama_cpp.llama_token_data * n_vocab)()
         self._all_np = np.ctypeslib.as_array(self._all)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
 from typing import Any, Protocol, runtime_checkable
 
@@ -161,7 +161,7 @@ class BaseRuntime:
 _DONE = object()
 
 
-async def iterate_in_thread(make_iter: Any) -> AsyncIterator[Any]:
+async def iterate_in_thread(make_iter: Any) -> AsyncGenerator[Any, None]:
     """Drive a blocking iterator on a worker thread and yield its items to the event loop.
 
     Leaving the ``async for`` early stops the worker at its next item and closes the iterator.

@@ -12,7 +12,7 @@ from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
 from langchain_slm import ChatSLM, ChatSLMRouter
-from slm_agents.errors import GenerationError, GenerationTimeout, InvalidRequest
+from slm_agents.errors import ContextOverflow, GenerationError, GenerationTimeout, InvalidRequest
 from slm_agents.policy import REASONS, EscalationPolicy
 from slm_agents.runtimes.fake import FakeRuntime
 
@@ -61,6 +61,7 @@ REASON_CASES: dict[str, tuple[Any, Any, dict[str, Any]]] = {
     "low_confidence": ({**GOOD_CALL, "confidence": 0.2}, "auto", {"confidence_threshold": 0.5}),
     "error": (GenerationError("the model crashed"), "auto", {}),
     "timeout": (GenerationTimeout("too slow"), "auto", {}),
+    "context_overflow": (ContextOverflow("the prompt takes 9000 tokens but the context holds 2048"), "auto", {}),
     "uncertain_decision": ({"content": "Maybe 3?", "p_call": 0.47}, "auto", {}),
 }
 

@@ -1,0 +1,34 @@
+"""CI type-checks the core and both faces with mypy, before the README's test command (issue 12 §6)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    tomllib = None
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_ci_runs_mypy_before_the_readme_test_command() -> None:
+    lines = [line for line in (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines() if line.strip()]
+    mypy = [i for i, line in enumerate(lines) if line.rstrip().endswith(".venv/bin/mypy")]
+    assert mypy, "no mypy step in .ci/run"
+    assert mypy[-1] < len(lines) - 1 and lines[-1].endswith(".venv/bin/python -m pytest")
+
+
+def test_mypy_is_configured_for_the_core_and_both_faces_and_installed_by_the_test_extra() -> None:
+    text = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    if tomllib is None:
+        assert '"mypy>=' in text and 'files = ["slm_agents", "langchain_slm", "llamaindex_slm"]' in text
+        return
+    data = tomllib.loads(text)
+    assert any(dep.startswith("mypy") for dep in data["project"]["optional-dependencies"]["test"])
+    assert data["tool"]["mypy"]["files"] == ["slm_agents", "langchain_slm", "llamaindex_slm"]
+    # only third-party modules without type information are let through, never our own packages
+    for override in data["tool"]["mypy"].get("overrides", []):
+        assert not any(m.split(".")[0] in ("slm_agents", "langchain_slm", "llamaindex_slm")
+                       for m in override["module"])
