@@ -24,7 +24,7 @@ from .._ids import new_id
 from ..errors import InvalidRequest
 from . import columns
 from ._utils import clean_text, dumps, jsonable, to_float, to_int, truncation_marker
-from .redact import RedactionSession, Redactor, drop_credentials
+from .redact import RedactionSession, Redactor, drop_credentials, is_credential_key
 
 logger = logging.getLogger("slm_agents.capture")
 
@@ -130,6 +130,15 @@ def _plain(value: Any) -> str | None:
     if type(value) is str and value.isascii():
         return value
     return clean_text(value if isinstance(value, str) else str(value))
+
+
+def _numbers_only(value: dict[Any, Any]) -> bool:
+    """Text keys and only numbers, booleans or None as values: nothing in it to redact."""
+    for k, v in value.items():
+        t = type(v)
+        if type(k) is not str or not (v is None or t is int or t is bool or (t is float and v - v == 0)):
+            return False
+    return True
 
 
 class RowBuilder:
@@ -273,6 +282,8 @@ class RowBuilder:
         if value is None:
             return None
         # credential-shaped keys (Authorization, api keys, cookies...) are dropped, redactor or not
+        if type(value) is dict and _numbers_only(value):  # the usual {"temperature": 0, "max_tokens": 256}
+            return dumps({k: v for k, v in value.items() if not is_credential_key(k)})
         return self._json(drop_credentials(jsonable(value)), session, stats)
 
     # -- rows ------------------------------------------------------------------------------------

@@ -120,6 +120,7 @@ _API_KEYS = re.compile(
     r")(?![A-Za-z0-9_-])"
 )
 _SECRET_WORDS = ("key", "secret", "token", "passw", "pwd")
+_SECRET_WORD = re.compile("|".join(_SECRET_WORDS), re.IGNORECASE)
 _SECRET_NAME = r"(?:api[_-]?key|apikey|access[_-]?key|secret(?:[_-]?key)?|client[_-]?secret|(?:access|auth|refresh|api)?[_-]?token|password|passwd|pwd)"
 _KEY_VALUE = re.compile(
     r"(?i)(?<![A-Za-z0-9])" + _SECRET_NAME + r"[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9_\-./+=~]{12,})"
@@ -178,7 +179,7 @@ def _find_bearer(text: str) -> Iterable[Span]:
 def _find_api_key(text: str) -> Iterable[Span]:
     if _API_KEY_PREFIX.search(text) is not None:
         yield from (m.span() for m in _API_KEYS.finditer(text))
-    if ("=" in text or ":" in text) and any(word in text.lower() for word in _SECRET_WORDS):
+    if ("=" in text or ":" in text) and _SECRET_WORD.search(text) is not None:
         for m in _KEY_VALUE.finditer(text):
             value = m.group(1).rstrip(".")
             has_digit = any(c.isdigit() for c in value)
@@ -277,7 +278,7 @@ _MIN_DIGITS = {"IBAN": 7, "CARD": 13, "SSN": 9, "PHONE": 7}
 # A run of digits joined by at most two of `` ().+-``. The digits of any CARD, SSN, PHONE or IPv4
 # match all lie in one run, and the match lies within the run plus the one character before it (a
 # leading ``+`` or ``(``): those detectors only scan the runs that have enough digits for them.
-_NUMBER_RUN = re.compile(r"\d(?:[ ().+-]{0,2}\d)*")
+_NUMBER_RUN = re.compile(r"\d(?:[ ().+-]{0,2}\d){3,}")  # runs of at least 4 digits, whole (greedy)
 #: Per numeric kind: its finder and the digits a run needs to hold one.
 _RUN_FINDERS: dict[str, tuple[Callable[..., Iterable[Span]], int]] = {
     "CARD": (_find_card, 13), "SSN": (_find_ssn, 9), "IP": (_find_ipv4, 4), "PHONE": (_find_phone, 7),
@@ -287,13 +288,9 @@ _RUN_FINDERS: dict[str, tuple[Callable[..., Iterable[Span]], int]] = {
 def _number_runs(text: str) -> list[tuple[int, int, int, int, int]]:
     """``(start, end, digits, dashes, dots)`` of each run of at least 4 digits, in order."""
     runs = []
-    for m in _NUMBER_RUN.finditer(text):
+    for m in _NUMBER_RUN.finditer(text):  # a run of fewer than 4 digits is too short for every kind
         run = m.group()
-        if len(run) < 4:
-            continue  # fewer than 4 digits: too short for every kind
-        digits = len(run) - len(run.translate(_DROP_DIGITS))
-        if digits >= 4:
-            runs.append((m.start(), m.end(), digits, run.count("-"), run.count(".")))
+        runs.append((m.start(), m.end(), len(run) - len(run.translate(_DROP_DIGITS)), run.count("-"), run.count(".")))
     return runs
 
 
@@ -326,6 +323,7 @@ _CREDENTIAL_KEY = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def is_credential_key(key: str) -> bool:
     """True for a header or parameter name that carries credentials (``Authorization``, ``X-Api-Key``...)."""
     return _CREDENTIAL_KEY.search(key) is not None
@@ -353,6 +351,14 @@ def data_url_media_type(text: str) -> str | None:
     if m is None:
         return None
     return (m.group(1) or "").lower()
+
+
+def _str_keys(d: dict[Any, Any]) -> bool:
+    """Every key is text (a plain loop: no generator per dict on the capture path)."""
+    for k in d:  # noqa: SIM110
+        if type(k) is not str:
+            return False
+    return True
 
 
 @functools.lru_cache(maxsize=4096)
@@ -612,10 +618,8 @@ class RedactionSession:
 
     def json_string(self, value: str) -> str:
         """Redact a JSON document given as a string (tool-call arguments): values only."""
-        if "\\" not in value and not self.redactor.find(value):
-            lowered = value.lower()
-            if not any(word in lowered for word in _SECRET_WORDS):
-                return value  # nothing found in the whole text, no secret-named key: nothing to do
+        if "\\" not in value and _SECRET_WORD.search(value) is None and not self.redactor.find(value):
+            return value  # nothing found in the whole text, no secret-named key: nothing to do
         try:
             parsed = json.loads(value)
         except (ValueError, RecursionError):
@@ -692,7 +696,7 @@ class RedactionSession:
             return v
         if depth < _FAST_DEPTH:
             if t is dict:
-                if all(type(k) is str for k in v):
+                if _str_keys(v):
                     return {k: self._any(item, k, depth + 1) for k, item in v.items()}
             elif t is list:
                 return [self._any(item, None, depth + 1) for item in v]
@@ -722,13 +726,13 @@ class RedactionSession:
         return out
 
     def _part(self, p: Any) -> Any:
-        if type(p) is not dict or not all(type(k) is str for k in p):
+        if type(p) is not dict or not _str_keys(p):
             return self._any(p, None)
         return {k: (v if k in _PART_KEYS and type(v) is str else self._any(v, None if k in ("text", "url") else k))
                 for k, v in p.items()}
 
     def _tool_call(self, c: Any) -> Any:
-        if type(c) is not dict or not all(type(k) is str for k in c):
+        if type(c) is not dict or not _str_keys(c):
             return self._any(c, None)
         out: dict[str, Any] = {}
         for k, v in c.items():
@@ -741,7 +745,7 @@ class RedactionSession:
         return out
 
     def _function(self, f: Any) -> Any:
-        if type(f) is not dict or not all(type(k) is str for k in f):
+        if type(f) is not dict or not _str_keys(f):
             return self._any(f, None)
         out: dict[str, Any] = {}
         for k, v in f.items():

@@ -44,3 +44,19 @@ def test_each_numeric_kind_is_still_found_next_to_others() -> None:
 def test_short_number_runs_skip_the_numeric_detectors_but_keep_the_others() -> None:
     text = "order 12 of 345 shipped 2024-05 to bob@example.com, 7 left"
     assert [kind for _, _, kind in Redactor().find(text)] == ["EMAIL"]
+
+
+def test_numeric_params_take_the_short_path_and_still_lose_credential_keys() -> None:
+    from sqlite_utils import Database
+
+    from slm_agents.capture import CaptureStore
+
+    store = CaptureStore(Database(memory=True))
+    plain = store.log({"messages": [{"role": "user", "content": "hi"}],
+                       "params": {"temperature": 0.5, "max_tokens": 64, "seed": None, "api_key": 123456789012}})
+    odd = store.log({"messages": [{"role": "user", "content": "hi"}],
+                     "params": {"temperature": float("nan"), "stop": ["mail a@b.io"]}})
+    assert store.flush()
+    assert store.db["calls"].get(plain)["params"] == '{"temperature":0.5,"max_tokens":64,"seed":null}'
+    assert store.db["calls"].get(odd)["params"] == '{"temperature":"nan","stop":["mail <EMAIL_1>"]}'
+    store.close()
