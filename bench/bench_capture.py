@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import statistics
 import tempfile
 import time
@@ -53,6 +54,11 @@ def make_record(i: int, rng: random.Random) -> dict:
     }
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def bench(label: str, redactor: Redactor | None, n: int) -> None:
     rng = random.Random(0)
     records = [make_record(i, rng) for i in range(n)]
@@ -61,6 +67,7 @@ def bench(label: str, redactor: Redactor | None, n: int) -> None:
         # 1. hot path: per-call enqueue cost while the writer runs
         store = CaptureStore(path, redactor=redactor, queue_size=n + 10)
         costs = []
+        cpu0 = _cpu()
         t0 = time.perf_counter()
         for rec in records:
             s = time.perf_counter_ns()
@@ -69,6 +76,7 @@ def bench(label: str, redactor: Redactor | None, n: int) -> None:
         enqueue_done = time.perf_counter() - t0
         store.flush()
         total = time.perf_counter() - t0
+        cpu = _cpu() - cpu0
         stats = store.stats
         store.close()
         costs.sort()
@@ -79,6 +87,8 @@ def bench(label: str, redactor: Redactor | None, n: int) -> None:
         print(f"  enqueue (hot path): p50 {p50:.1f} us, p99 {p99:.1f} us, mean {statistics.mean(costs) / 1000:.1f} us"
               f" ({n / enqueue_done:,.0f} log() calls/s)")
         print(f"  sustained write throughput: {n / total:,.0f} calls/s (first log() to flush() done, batched)")
+        print(f"  CPU, all threads: {cpu / n * 1e6:.0f} us per call (the whole path: log(), redaction, rows, SQLite;"
+              f" {n / cpu:,.0f} calls per CPU-second, which a busy machine does not change)")
         print(f"  file size: {size / n:,.0f} bytes/call ({size / 1e6:.1f} MB)")
 
 
