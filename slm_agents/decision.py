@@ -55,6 +55,8 @@ from .types import Message
 __all__ = [
     "FEATURES",
     "DecisionCalibration",
+    "Decision",
+    "decide",
     "request_features",
     "calibration_for",
     "fit_calibration",
@@ -299,13 +301,59 @@ _SHIPPED: dict[str, dict[str, Any]] = {
 }
 
 
-def calibration_for(model_name: str) -> DecisionCalibration:
-    """The shipped calibration for a GGUF file name (case-insensitive), else the generic one."""
+@dataclass(frozen=True)
+class Decision:
+    """One call-or-answer decision: the calibrated ``p_call`` against the threshold it was held to."""
+
+    p_call: float
+    threshold: float
+    features: dict[str, float]
+
+    @property
+    def calls(self) -> bool:
+        return self.p_call >= self.threshold
+
+    def stamp(self, completion: Any) -> None:
+        """Record the decision on a :class:`~slm_agents.types.Completion`."""
+        completion.decision = "call" if self.calls else "answer"
+        completion.p_call = self.p_call
+        completion.decision_confidence = self.p_call if self.calls else 1.0 - self.p_call
+        completion.decision_threshold = self.threshold
+
+
+def decide(messages: list[Message], tools: list[dict[str, Any]], calibration: DecisionCalibration,
+           threshold: float | None = None, *, model_signal: float | None = None) -> Decision:
+    """Decide from the request alone (and the model's start-of-call log-odds when one has it).
+
+    Runtimes that cannot read the model's first-token logits (a remote server) pass no
+    ``model_signal``; the calibration's ``model_neutral`` stands in, so a calibration fitted on the
+    request signals only (the shipped one for the default model) decides exactly as in process.
+
+    Example:
+        >>> tools = [{"type": "function", "function": {"name": "get_weather", "description": "Current weather",
+        ...     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
+        >>> d = decide([{"role": "user", "content": "Weather in Paris now?"}], tools, calibration_for("x"))
+        >>> d.calls, d.threshold
+        (True, 0.5)
+    """
+    features = {**request_features(messages, tools),
+                "model": calibration.model_neutral if model_signal is None else model_signal}
+    held = calibration.threshold if threshold is None else float(threshold)
+    return Decision(calibration.p_call(features), held, features)
+
+
+def shipped_calibration(model_name: str) -> DecisionCalibration | None:
+    """The calibration shipped for this model (matched on its file or server name), if there is one."""
     key = model_name.lower()
     for name, data in _SHIPPED.items():
         if name in key:
             return DecisionCalibration.from_dict(data)
-    return DecisionCalibration.generic()
+    return None
+
+
+def calibration_for(model_name: str) -> DecisionCalibration:
+    """The shipped calibration for a GGUF file name (case-insensitive), else the generic one."""
+    return shipped_calibration(model_name) or DecisionCalibration.generic()
 
 
 def balanced_accuracy(pairs: Iterable[tuple[bool, bool]]) -> float:

@@ -6,11 +6,14 @@ import asyncio
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..errors import InvalidRequest
 from ..toolcalls import ToolChoice, normalize_tool_choice, normalize_tools
 from ..types import Completion, Message, StreamChunk
+
+if TYPE_CHECKING:
+    from ..decision import Decision
 
 __all__ = ["Runtime", "BaseRuntime", "Request", "SAMPLING_KEYS", "prepare_request"]
 
@@ -68,13 +71,16 @@ class Runtime(Protocol):
 class Request:
     """A validated request: messages, normalised tools and tool_choice, sampling options."""
 
-    __slots__ = ("messages", "tools", "choice", "sampling")
+    __slots__ = ("messages", "tools", "choice", "sampling", "decision")
 
-    def __init__(self, messages: list[Message], tools: list[dict], choice: ToolChoice, sampling: dict[str, Any]):
+    def __init__(self, messages: list[Message], tools: list[dict], choice: ToolChoice, sampling: dict[str, Any],
+                 decision: Decision | None = None):
         self.messages = messages
         self.tools = tools
         self.choice = choice
         self.sampling = sampling
+        #: An ``"auto"`` request's call-or-answer decision, when the runtime made it before sending.
+        self.decision = decision
 
 
 def prepare_request(

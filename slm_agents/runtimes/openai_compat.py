@@ -18,6 +18,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+from ..decision import DecisionCalibration, calibration_for, decide, shipped_calibration
 from ..errors import (
     BadServerResponse,
     ContextOverflow,
@@ -34,6 +35,7 @@ from .base import BaseRuntime, Request, prepare_request
 __all__ = ["OpenAICompatRuntime"]
 
 _EXTRA_BODY_KEYS = ("top_k", "min_p", "repeat_penalty")
+_LOCAL_KEYS = frozenset({"decision_threshold"})  # read here, never sent
 
 
 class OpenAICompatRuntime(BaseRuntime):
@@ -50,6 +52,17 @@ class OpenAICompatRuntime(BaseRuntime):
         logprobs: Ask for token log-probabilities to compute a confidence (servers differ in
             whether they return them for tool calls).
         default_params: Sampling defaults merged under each call's options.
+        auto_decision: How a ``tool_choice="auto"`` request with tools decides between a call and
+            a text answer. ``"calibrated"``: decide here, from the request's signals with the
+            model's calibration (:mod:`slm_agents.decision`), then send ``"required"`` or
+            ``"none"``, and report ``decision``/``p_call`` on the completion, as the in-process
+            runtime does. ``"server"``: send ``"auto"`` and let the server's model choose. The
+            default is ``"calibrated"`` for a model with a shipped calibration (a small model that
+            rarely starts a call unprompted, e.g. SmolLM2) and ``"server"`` otherwise.
+        decision_calibration: The calibration to decide with (default: the shipped one for
+            ``model``, else the generic one); fit one with ``slm-agents calibrate --decision``.
+        decision_threshold: Call when ``p_call`` is at or above this (default: the calibration's);
+            also a per-call option.
 
     Example:
         >>> rt = OpenAICompatRuntime(model="qwen2.5:0.5b", base_url="http://127.0.0.1:11434/v1")
@@ -69,6 +82,9 @@ class OpenAICompatRuntime(BaseRuntime):
         max_retries: int = 2,
         logprobs: bool = False,
         default_params: dict[str, Any] | None = None,
+        auto_decision: str | None = None,
+        decision_calibration: DecisionCalibration | dict[str, Any] | None = None,
+        decision_threshold: float | None = None,
     ):
         if not model:
             raise InvalidRequest("OpenAICompatRuntime needs model= (the name the server serves the model under)")
@@ -81,6 +97,15 @@ class OpenAICompatRuntime(BaseRuntime):
         self.default_params = dict(default_params or {})
         self._client: Any = None
         self._aclient: Any = None
+        if auto_decision is None:
+            auto_decision = "calibrated" if shipped_calibration(model) or decision_calibration else "server"
+        if auto_decision not in ("calibrated", "server"):
+            raise InvalidRequest(f"auto_decision={auto_decision!r}; use 'calibrated' or 'server'")
+        self.auto_decision = auto_decision
+        if isinstance(decision_calibration, dict):
+            decision_calibration = DecisionCalibration.from_dict(decision_calibration)
+        self.decision_calibration = decision_calibration or calibration_for(model)
+        self.decision_threshold = decision_threshold
 
     @property
     def model_name(self) -> str:
@@ -109,6 +134,17 @@ class OpenAICompatRuntime(BaseRuntime):
         return self._aclient
 
     # -- request ------------------------------------------------------------------------------
+    def _prepare(self, messages: Any, tools: Any, tool_choice: Any, sampling: dict[str, Any]) -> Request:
+        """Validate; in ``"calibrated"`` mode turn an ``"auto"`` request into ``"required"`` or ``"none"``."""
+        req = prepare_request(messages, tools, tool_choice, sampling,
+                              extra_keys=frozenset(_EXTRA_BODY_KEYS) | _LOCAL_KEYS)
+        threshold = req.sampling.pop("decision_threshold", self.decision_threshold)
+        if self.auto_decision != "calibrated" or req.choice.mode != "auto" or not req.tools:
+            return req
+        decision = decide(req.messages, req.tools, self.decision_calibration, threshold)
+        choice = ToolChoice("required") if decision.calls else ToolChoice("none")
+        return Request(req.messages, req.tools, choice, req.sampling, decision)
+
     def _kwargs(self, req: Request, stream: bool) -> dict[str, Any]:
         opts = {**self.default_params, **req.sampling}
         kwargs: dict[str, Any] = {"model": self.model, "messages": _wire_messages(req.messages), "stream": stream}
@@ -236,7 +272,7 @@ class OpenAICompatRuntime(BaseRuntime):
     def complete(
         self, messages: list[Message], tools: list[dict] | None = None, tool_choice: Any = None, **sampling: Any
     ) -> Completion:
-        req = prepare_request(messages, tools, tool_choice, sampling, extra_keys=frozenset(_EXTRA_BODY_KEYS))
+        req = self._prepare(messages, tools, tool_choice, sampling)
         start = time.perf_counter()
         kwargs = self._kwargs(req, stream=False)
         resp = self._post_sync(kwargs, self._budget(kwargs))
@@ -245,7 +281,7 @@ class OpenAICompatRuntime(BaseRuntime):
     def stream(
         self, messages: list[Message], tools: list[dict] | None = None, tool_choice: Any = None, **sampling: Any
     ) -> Iterator[StreamChunk]:
-        req = prepare_request(messages, tools, tool_choice, sampling, extra_keys=frozenset(_EXTRA_BODY_KEYS))
+        req = self._prepare(messages, tools, tool_choice, sampling)
         start = time.perf_counter()
         acc = _StreamAssembler(self, req, start)
         kwargs = self._kwargs(req, stream=True)
@@ -283,7 +319,7 @@ class OpenAICompatRuntime(BaseRuntime):
     async def acomplete(
         self, messages: list[Message], tools: list[dict] | None = None, tool_choice: Any = None, **sampling: Any
     ) -> Completion:
-        req = prepare_request(messages, tools, tool_choice, sampling, extra_keys=frozenset(_EXTRA_BODY_KEYS))
+        req = self._prepare(messages, tools, tool_choice, sampling)
         start = time.perf_counter()
         kwargs = self._kwargs(req, stream=False)
         resp = await self._post_async(kwargs, self._budget(kwargs))
@@ -292,7 +328,7 @@ class OpenAICompatRuntime(BaseRuntime):
     async def astream(
         self, messages: list[Message], tools: list[dict] | None = None, tool_choice: Any = None, **sampling: Any
     ) -> AsyncIterator[StreamChunk]:
-        req = prepare_request(messages, tools, tool_choice, sampling, extra_keys=frozenset(_EXTRA_BODY_KEYS))
+        req = self._prepare(messages, tools, tool_choice, sampling)
         start = time.perf_counter()
         acc = _StreamAssembler(self, req, start)
         kwargs = self._kwargs(req, stream=True)
@@ -373,7 +409,7 @@ class OpenAICompatRuntime(BaseRuntime):
         elif finish == "tool_calls":
             finish = "stop"
         confidence = math.exp(sum(logprobs) / len(logprobs)) if (logprobs and (valid or invalid)) else None
-        return Completion(
+        completion = Completion(
             message=message,
             finish_reason=finish,
             usage=usage,
@@ -384,6 +420,9 @@ class OpenAICompatRuntime(BaseRuntime):
             runtime=self.name,
             invalid_tool_calls=invalid,
         )
+        if req.decision is not None:
+            req.decision.stamp(completion)
+        return completion
 
     def _translate(self, e: Exception, budget: float | None = None) -> Exception:
         import openai
