@@ -73,7 +73,7 @@ def wait_http(url: str, process: subprocess.Popen[bytes] | None = None, *, timeo
         except OSError:
             pass
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{url} did not answer within {timeout:.0f} s:\n{tail}")
+            raise RuntimeError(f"{url} did not answer within {timeout:g} s:\n{tail}")
         time.sleep(0.1)
 
 
