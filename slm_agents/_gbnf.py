@@ -17,22 +17,45 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidRequest
 
-__all__ = ["GrammarBuilder", "literal"]
+__all__ = ["GrammarBuilder", "GrammarLimits", "literal"]
 
-_PRIMITIVES = {
-    "char": '[^"\\\\\\x7F\\x00-\\x1F] | "\\\\" (["\\\\/bfnrt] | "u" [0-9a-fA-F]{4})',
-    "string": '"\\"" char{0,512} "\\""',
-    "integer": '"-"? ([0-9] | [1-9] [0-9]{1,15})',
-    "number": 'integer ("." [0-9]{1,16})? ([eE] [-+]? [0-9]{1,4})?',
+
+@dataclass(frozen=True)
+class GrammarLimits:
+    """Caps for what a schema leaves unbounded, so a looping model cannot fill ``max_tokens``.
+
+    A schema's own ``maxLength``/``maxItems`` always win; these apply where it sets none.
+
+    Attributes:
+        max_string: Characters in a string without ``maxLength``.
+        max_items: Items in an array (and keys in a free-form object) without ``maxItems``.
+    """
+
+    max_string: int = 512
+    max_items: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("max_string", "max_items"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise InvalidRequest(f"grammar limit {name} must be a positive integer, got {value!r}")
+
+
+_PRIMITIVES = {  # bodies are str.format templates over GrammarLimits (more = max_items - 1)
+    "char": '[^"\\\\\\x7F\\x00-\\x1F] | "\\\\" (["\\\\/bfnrt] | "u" [0-9a-fA-F]{{4}})',
+    "string": '"\\"" char{{0,{max_string}}} "\\""',
+    "integer": '"-"? ([0-9] | [1-9] [0-9]{{1,15}})',
+    "number": 'integer ("." [0-9]{{1,16}})? ([eE] [-+]? [0-9]{{1,4}})?',
     "boolean": '"true" | "false"',
     "null": '"null"',
     "value": "object | array | string | number | boolean | null",
-    "object": '"{" ( string ": " value ( ", " string ": " value ){0,63} )? "}"',
-    "array": '"[" ( value ( ", " value ){0,63} )? "]"',
+    "object": '"{{" ( string ": " value ( ", " string ": " value ){{0,{more}}} )? "}}"',
+    "array": '"[" ( value ( ", " value ){{0,{more}}} )? "]"',
 }
 _DEPENDS = {
     "string": ["char"],
@@ -71,7 +94,8 @@ def _json_literal(value: Any) -> str:
 class GrammarBuilder:
     """Accumulates named GBNF rules; shared primitives are emitted once."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits: GrammarLimits | None = None) -> None:
+        self.limits = limits or GrammarLimits()
         self._rules: dict[str, str] = {}
         self._by_body: dict[str, str] = {}
         self._defs: dict[str, Any] = {}
@@ -121,7 +145,8 @@ class GrammarBuilder:
 
     def _prim(self, name: str) -> str:
         if name not in self._rules:
-            self._rules[name] = _PRIMITIVES[name]
+            self._rules[name] = _PRIMITIVES[name].format(max_string=self.limits.max_string,
+                                                         more=self.limits.max_items - 1)
             for dep in _DEPENDS.get(name, []):
                 self._prim(dep)
         return name
@@ -192,7 +217,7 @@ class GrammarBuilder:
         hi = schema.get("maxLength")
         if lo == 0 and hi is None:
             return self._prim("string")
-        hi = max(lo, 512) if hi is None else int(hi)
+        hi = max(lo, self.limits.max_string) if hi is None else int(hi)
         if hi < lo:  # llama.cpp's grammar parser never returns on x{5,2}
             raise InvalidRequest(f"schema at '{hint}' has maxLength < minLength")
         self._prim("char")
@@ -204,7 +229,7 @@ class GrammarBuilder:
         item = self._visit(items, f"{hint}-item", depth + 1)
         lo = int(schema.get("minItems", 0))
         hi = schema.get("maxItems")
-        hi = max(lo, 64) if hi is None else int(hi)
+        hi = max(lo, self.limits.max_items) if hi is None else int(hi)
         if hi < lo:
             raise InvalidRequest(f"schema at '{hint}' has maxItems < minItems")
         if hi == 0:

@@ -32,12 +32,13 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-from ._gbnf import GrammarBuilder, literal
+from ._gbnf import GrammarBuilder, GrammarLimits, literal
 from .errors import InvalidRequest, ToolCallError
 from .types import ToolCallDelta
 
 __all__ = [
     "ToolChoice",
+    "GrammarLimits",
     "normalize_tools",
     "normalize_tool_choice",
     "tool_call_grammar",
@@ -177,22 +178,23 @@ def normalize_tool_choice(tool_choice: Any, tools: list[dict[str, Any]]) -> Tool
 
 # --- grammars -----------------------------------------------------------------------------------
 def tool_call_grammar(
-    tools: list[dict[str, Any]], choice: ToolChoice, *, parallel: bool = True
+    tools: list[dict[str, Any]], choice: ToolChoice, *, parallel: bool = True, limits: GrammarLimits | None = None
 ) -> str | None:
     """GBNF admitting only well-formed calls of the bound tools, honouring ``choice``.
 
     Returns None for ``tool_choice="none"`` (free text; no call is ever parsed then).
     With ``"auto"`` the grammar also admits plain text, which may not begin with ``<``.
+    ``limits`` caps strings and arrays the schemas leave unbounded (default: 512 characters, 64 items).
     """
     if choice.mode == "none" or not tools:
         return None
-    return _tool_call_grammar_cached(_freeze(tools), choice, parallel)
+    return _tool_call_grammar_cached(_freeze(tools), choice, parallel, limits or GrammarLimits())
 
 
 @lru_cache(maxsize=128)
-def _tool_call_grammar_cached(frozen_tools: str, choice: ToolChoice, parallel: bool) -> str:
+def _tool_call_grammar_cached(frozen_tools: str, choice: ToolChoice, parallel: bool, limits: GrammarLimits) -> str:
     tools = json.loads(frozen_tools)
-    builder = GrammarBuilder()
+    builder = GrammarBuilder(limits)
     alts = []
     for fn in (t["function"] for t in tools):
         if choice.name is not None and fn["name"] != choice.name:
@@ -215,7 +217,9 @@ REACT_CALL_HEAD = "Thought: I need to use a tool to help me answer the question.
 REACT_ANSWER_HEAD = "Thought: I can answer without using any more tools.\nAnswer: "
 
 
-def react_grammars(tools: list[dict[str, Any]], choice: ToolChoice) -> tuple[str, str]:
+def react_grammars(
+    tools: list[dict[str, Any]], choice: ToolChoice, *, limits: GrammarLimits | None = None
+) -> tuple[str, str]:
     """GBNF for the two kinds of ReAct step: ``(call, answer)``.
 
     A call is ``Thought: ...`` then ``Action: <a bound tool>`` and ``Action Input: <arguments valid
@@ -229,12 +233,12 @@ def react_grammars(tools: list[dict[str, Any]], choice: ToolChoice) -> tuple[str
         >>> "Action Input: " in call and "ping" in call and "Answer: " in answer
         True
     """
-    return _react_grammars_cached(_freeze(tools), choice)
+    return _react_grammars_cached(_freeze(tools), choice, limits or GrammarLimits())
 
 
 @lru_cache(maxsize=64)
-def _react_grammars_cached(frozen_tools: str, choice: ToolChoice) -> tuple[str, str]:
-    builder = GrammarBuilder()
+def _react_grammars_cached(frozen_tools: str, choice: ToolChoice, limits: GrammarLimits) -> tuple[str, str]:
+    builder = GrammarBuilder(limits)
     alts = []
     for fn in (t["function"] for t in json.loads(frozen_tools)):
         if choice.name is not None and fn["name"] != choice.name:
@@ -245,14 +249,14 @@ def _react_grammars_cached(frozen_tools: str, choice: ToolChoice) -> tuple[str, 
     return builder.render(), f"root ::= {literal(REACT_ANSWER_HEAD)} [^\\n\\[] [^\\n]*\n"
 
 
-def json_grammar(schema: dict[str, Any] | None = None) -> str:
+def json_grammar(schema: dict[str, Any] | None = None, *, limits: GrammarLimits | None = None) -> str:
     """GBNF for JSON mode (any JSON object) or for values valid under ``schema``."""
-    return _json_grammar_cached(_freeze(schema) if schema is not None else None)
+    return _json_grammar_cached(_freeze(schema) if schema is not None else None, limits or GrammarLimits())
 
 
 @lru_cache(maxsize=64)
-def _json_grammar_cached(frozen_schema: str | None) -> str:
-    builder = GrammarBuilder()
+def _json_grammar_cached(frozen_schema: str | None, limits: GrammarLimits) -> str:
+    builder = GrammarBuilder(limits)
     if frozen_schema is None:
         builder.root(builder.value({"type": "object"}))
     else:

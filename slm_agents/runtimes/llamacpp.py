@@ -26,6 +26,7 @@ from ..errors import ContextOverflow, GenerationError, GenerationTimeout, Invali
 from ..models import ModelInfo, info_from_metadata, resolve_model_path
 from ..toolcalls import (
     CALL_OPEN,
+    GrammarLimits,
     ToolCallStreamParser,
     ToolChoice,
     json_grammar,
@@ -239,6 +240,9 @@ class LlamaCppRuntime(BaseRuntime):
         repetition_guard: Stop generating when the output falls into a loop (the same block of
             tokens repeated, as small models do in long arrays); the answer is reported
             truncated (``finish_reason="length"``). None turns it off.
+        grammar_limits: Caps on strings and arrays that a tool's schema leaves unbounded
+            (:class:`~slm_agents.toolcalls.GrammarLimits`, or a dict of its fields; default 512
+            characters and 64 items). A schema's own ``maxLength``/``maxItems`` always win.
         **llama_kwargs: Passed to ``llama_cpp.Llama`` (part of the model-sharing key).
 
     Example:
@@ -275,6 +279,7 @@ class LlamaCppRuntime(BaseRuntime):
         decision_calibration: DecisionCalibration | dict[str, Any] | None = None,
         decision_threshold: float | None = None,
         repetition_guard: int | None = 32,
+        grammar_limits: GrammarLimits | dict[str, int] | None = None,
         lora_path: str | os.PathLike[str] | None = None,
         lora_scale: float = 1.0,
         prefix_cache_bytes: int | None = None,
@@ -312,6 +317,9 @@ class LlamaCppRuntime(BaseRuntime):
         if repetition_guard is not None and repetition_guard < 8:
             raise InvalidRequest("repetition_guard is the shortest loop span to stop, in tokens: use 8 or more")
         self.repetition_guard = repetition_guard
+        if isinstance(grammar_limits, dict):
+            grammar_limits = GrammarLimits(**grammar_limits)
+        self.grammar_limits = grammar_limits or GrammarLimits()
         self.lora_path = os.fspath(lora_path) if lora_path else None
         self.lora_scale = float(lora_scale)
         if self.lora_path:
@@ -501,18 +509,19 @@ class LlamaCppRuntime(BaseRuntime):
             # Small models asked for "one or more" calls tend to repeat the same call, so several
             # calls per answer need an explicit parallel_tool_calls=True.
             parallel = bool(req.sampling.get("parallel_tool_calls", False))
-            grammar = tool_call_grammar(req.tools, req.choice, parallel=parallel)
+            grammar = tool_call_grammar(req.tools, req.choice, parallel=parallel, limits=self.grammar_limits)
             if req.choice.mode == "auto" and self.auto_decision == "calibrated":
                 # Decide first (see _Decider), then decode the call under the forced-call grammar.
-                forced = tool_call_grammar(req.tools, ToolChoice("required"), parallel=parallel)
+                forced = tool_call_grammar(req.tools, ToolChoice("required"), parallel=parallel,
+                                           limits=self.grammar_limits)
                 return _Plan(forced, keep=False, with_tools=True, decide=True)
             # "auto": the grammar decides the first token (a call or text); text then runs free.
             return _Plan(grammar, keep=req.choice.mode == "required", with_tools=True)
         # JSON output (with tool_choice="none" when tools are bound, as the error above says)
         if fmt.get("type") == "json_object":
-            return _Plan(json_grammar(), keep=True)
+            return _Plan(json_grammar(limits=self.grammar_limits), keep=True)
         if fmt.get("type") == "json_schema":
-            return _Plan(json_grammar(fmt["json_schema"]["schema"]), keep=True)
+            return _Plan(json_grammar(fmt["json_schema"]["schema"], limits=self.grammar_limits), keep=True)
         if req.tools:  # tool_choice="none": tools are in the prompt, but the answer is text
             return _Plan(_NO_CALL_GRAMMAR, keep=False, with_tools=False, stops=["<tool_call>"])
         if any(m.get("role") == "tool" or m.get("tool_calls") for m in req.messages):
@@ -524,7 +533,7 @@ class LlamaCppRuntime(BaseRuntime):
         """A ReAct step (``tool_format="react"``): text in LlamaIndex's ReActAgent format, whose
         action names a bound tool with arguments valid under its schema. The caller's prompt
         describes the tools, so they are not rendered again; the answer stays text."""
-        call, answer = react_grammars(req.tools, req.choice)
+        call, answer = react_grammars(req.tools, req.choice, limits=self.grammar_limits)
         stops = ["Observation:"]
         if req.choice.mode == "none":
             return _Plan(answer, keep=True, stops=stops)

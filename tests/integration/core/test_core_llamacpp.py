@@ -296,6 +296,16 @@ def test_json_format_with_tools_needs_tool_choice_none(runtime: LlamaCppRuntime)
     assert c.tool_calls == []
 
 
+def test_grammar_limits_cap_an_unbounded_array_the_model_would_fill(runtime: LlamaCppRuntime) -> None:
+    schema = {"type": "object", "properties": {"primes": {"type": "array", "items": {"type": "integer"}}},
+              "required": ["primes"], "additionalProperties": False}
+    fmt = {"type": "json_schema", "json_schema": {"name": "p", "schema": schema}}
+    msgs = [{"role": "user", "content": "List the first twenty prime numbers."}]
+    capped = LlamaCppRuntime(n_threads=runtime._loaded.llm.n_threads, grammar_limits={"max_items": 3})
+    c = capped.complete(msgs, response_format=fmt, max_tokens=96)
+    assert c.finish_reason == "stop" and 1 <= len(json.loads(c.content)["primes"]) <= 3, c.content
+
+
 # --- model instances ----------------------------------------------------------------------------
 def test_runtimes_share_one_loaded_model(runtime: LlamaCppRuntime) -> None:
     first, second = LlamaCppRuntime(), LlamaCppRuntime()

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from slm_agents._gbnf import GrammarBuilder, literal
+from slm_agents._gbnf import GrammarBuilder, GrammarLimits, literal
 from slm_agents.errors import InvalidRequest
 from slm_agents.toolcalls import (
     CALL_CLOSE,
@@ -449,3 +449,29 @@ def test_parallel_calls_are_capped_at_eight(grammar_accepts: Callable[[str, str]
     ping = call_text("ping", {})
     assert grammar_accepts(grammar, "\n".join([ping] * 8))
     assert not grammar_accepts(grammar, "\n".join([ping] * 9))
+
+
+def test_grammar_limits_cap_what_the_schema_leaves_unbounded(grammar_parses: Callable[[str], bool],
+                                                             grammar_accepts: Callable[[str, str], bool]) -> None:
+    schema = {"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "integer"}},
+                                               "note": {"type": "string"}, "any": {}}, "required": ["tags"]}
+    small = GrammarLimits(max_string=5, max_items=3)
+    grammar = json_grammar(schema, limits=small)
+    assert grammar_parses(grammar)
+    assert grammar_accepts(grammar, '{"tags": [1, 2, 3], "note": "abcde", "any": ["x", "y", "z"]}')
+    assert not grammar_accepts(grammar, '{"tags": [1, 2, 3, 4]}')
+    assert not grammar_accepts(grammar, '{"tags": [], "note": "abcdef"}')
+    assert not grammar_accepts(grammar, '{"tags": [], "any": ["x", "y", "z", "w"]}')  # free-form values too
+    assert grammar_accepts(json_grammar(schema), '{"tags": [' + ", ".join(["1"] * 64) + "]}")  # default: 64
+    assert not grammar_accepts(json_grammar(schema), '{"tags": [' + ", ".join(["1"] * 65) + "]}")
+
+
+def test_a_schemas_own_bounds_win_over_the_grammar_limits(grammar_accepts: Callable[[str, str], bool]) -> None:
+    schema = {"type": "array", "items": {"type": "integer"}, "maxItems": 6}
+    assert grammar_accepts(json_grammar(schema, limits=GrammarLimits(max_items=2)), "[1, 2, 3, 4, 5, 6]")
+
+
+@pytest.mark.parametrize("bad", [{"max_items": 0}, {"max_string": -1}, {"max_items": True}, {"max_string": 2.5}])
+def test_grammar_limits_must_be_positive_integers(bad: dict[str, Any]) -> None:
+    with pytest.raises(InvalidRequest, match="positive integer"):
+        GrammarLimits(**bad)
