@@ -46,8 +46,9 @@ def test_policy_and_sampling_checks() -> None:
 
 
 # -- the faces ------------------------------------------------------------------------------------------
-lc = pytest.importorskip("langchain_slm", reason="needs the langchain extra")
-li = pytest.importorskip("llamaindex_slm", reason="needs the llamaindex extra")
+# the faces raise ImportError (naming the pip install) when their framework is missing
+lc = pytest.importorskip("langchain_slm", reason="needs the langchain extra", exc_type=ImportError)
+li = pytest.importorskip("llamaindex_slm", reason="needs the llamaindex extra", exc_type=ImportError)
 
 
 def test_models_share_names_defaults_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx
 import openai
 import pytest
 
@@ -24,6 +23,11 @@ from slm_agents.runtimes.fake import FakeRuntime
 from slm_agents.runtimes.openai_compat import OpenAICompatRuntime
 from slm_agents.toolcalls import FAULT_KINDS, diagnose_tool_call, normalize_tools, parse_tool_calls
 from slm_agents.types import Completion
+
+try:  # the HTTP library the installed openai SDK builds its errors from
+    import httpx2 as httpx  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - depends on the openai version
+    import httpx  # type: ignore[no-redef]
 
 TOOLS = normalize_tools([
     {"name": "add", "parameters": {"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]}},

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from llama_index.core.tools import FunctionTool
+
+pytest.importorskip("llama_index.core", reason="needs the llamaindex extra: pip install 'slm-agents[llamaindex]'")
+
+from llama_index.core.tools import FunctionTool  # noqa: E402
 from sqlite_utils import Database
 
 from slm_agents.capture import CaptureStore
