@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,10 +20,8 @@ TOOLS = [{"type": "function", "function": {"name": "add", "parameters": {"type":
 
 
 @pytest.fixture
-def store() -> Iterator[CaptureStore]:
-    s = CaptureStore(Database(memory=True), redactor=None)
-    yield s
-    s.close()
+def store(mem_store: CaptureStore) -> CaptureStore:
+    return mem_store
 
 
 def rows(store: CaptureStore) -> list[dict[str, Any]]:
