@@ -12,6 +12,7 @@ import datetime as _dt
 import hashlib
 import json
 import logging
+import operator
 import os
 import queue
 import sqlite3
@@ -52,6 +53,11 @@ _SQL = {
     "blobs": "INSERT OR IGNORE INTO blobs ({}) VALUES ({})".format(", ".join(BLOB_COLUMNS), ", ".join("?" * len(BLOB_COLUMNS))),
 }  # fmt: skip
 _TABLE_ORDER = ("blobs", "calls", "tool_executions", "escalations", "labels")
+# A row's values in column order, from the dict built by name (one C call, not a generator).
+_CALL_ROW = operator.itemgetter(*CALL_COLUMNS)
+_TOOL_ROW = operator.itemgetter(*TOOL_COLUMNS)
+_ESCALATION_ROW = operator.itemgetter(*ESCALATION_COLUMNS)
+_LABEL_ROW = operator.itemgetter(*LABEL_COLUMNS)
 SESSION_COLUMNS = columns.names("capture_sessions")
 _SESSION_SQL = "INSERT OR REPLACE INTO capture_sessions ({}) VALUES ({})".format(
     ", ".join(SESSION_COLUMNS), ", ".join("?" * len(SESSION_COLUMNS)))
@@ -318,7 +324,7 @@ class RowBuilder:
         )
         row["redactions"] = session.total if session is not None else 0  # after every text was redacted
         row["truncated"] = stats.get("truncated", 0) + stats.get("cut", 0)
-        return tuple(row[name] for name in CALL_COLUMNS)
+        return _CALL_ROW(row)
 
     def tool(self, rid: str, t: float, rec: Mapping[str, Any]) -> tuple[Any, ...]:
         session = self.redactor.session() if self.redactor is not None else None
@@ -349,7 +355,7 @@ class RowBuilder:
             row[key] = _plain(rec.get(key))
         row["error_type"] = _plain(error_type)
         row["redactions"] = session.total if session is not None else 0
-        return tuple(row[c] for c in TOOL_COLUMNS)
+        return _TOOL_ROW(row)
 
     def escalation(self, rid: str, t: float, rec: Mapping[str, Any]) -> tuple[Any, ...]:
         extra = {k: v for k, v in rec.items() if k not in ESCALATION_COLUMNS}
@@ -360,7 +366,7 @@ class RowBuilder:
         row = {name: _plain(rec.get(name)) for name in _ESCALATION_PLAIN}
         row.update(id=rid, ts=_ts(rec.get("ts"), t),
                    metadata=self._json(drop_credentials(jsonable(extra)), session, {}) if extra else None)
-        return tuple(row[name] for name in ESCALATION_COLUMNS)
+        return _ESCALATION_ROW(row)
 
     def label(self, rid: str, t: float, rec: Mapping[str, Any]) -> tuple[Any, ...]:
         extra = rec.get("extra") or None
@@ -369,7 +375,7 @@ class RowBuilder:
         row.update(id=rid, ts=_ts(rec.get("ts"), t), score=to_float(rec.get("score")),
                    note=self._text(rec.get("note"), session, {}),
                    extra=self._json(drop_credentials(jsonable(extra)), session, {}) if extra else None)
-        return tuple(row[name] for name in LABEL_COLUMNS)
+        return _LABEL_ROW(row)
 
 
 def _is_lock_error(exc: BaseException) -> bool:

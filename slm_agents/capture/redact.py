@@ -308,6 +308,9 @@ def _find_in_runs(kind: str, text: str, runs: list[tuple[int, int, int, int, int
 
 
 _NUMBER_KINDS = frozenset({"CARD", "SSN", "IP", "PHONE"})
+# Built-in kinds whose finder first checks for one of these substrings (the same check, done
+# before the finder is called at all).
+_NEEDLES = {"PRIVATE_KEY": ("PRIVATE KEY",), "JWT": ("eyJ",), "TOKEN": ("earer", "EARER"), "EMAIL": ("@",)}
 _KIND_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 
 # Structure of the OpenAI message / tool-call envelope: kept as is, but only at these positions
@@ -483,16 +486,17 @@ class Redactor:
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
 
-    def _plan(self) -> list[tuple[str, Callable[[str], Iterable[Span]], int, bool]]:
-        """Per detector: kind, finder, digits the text needs, whether number runs can rule it out
-        (only built-in detectors are skipped by these shortcuts; a plugin's always runs)."""
+    def _plan(self) -> list[tuple[str, Callable[[str], Iterable[Span]], int, bool, tuple[str, ...]]]:
+        """Per detector: kind, finder, digits the text needs, whether number runs can rule it out,
+        and substrings one of which the text must contain (only built-in detectors are skipped by
+        these shortcuts; a plugin's always runs)."""
         plan = getattr(self, "_plan_cache", None)
         if plan is None or plan[0] is not self._finders:
             steps = []
             for kind, finder in self._finders:
                 builtin = finder is DEFAULT_KINDS.get(kind)
                 steps.append((kind, finder, _MIN_DIGITS.get(kind, 0) if builtin else 0,
-                              builtin and kind in _NUMBER_KINDS))
+                              builtin and kind in _NUMBER_KINDS, _NEEDLES.get(kind, ()) if builtin else ()))
             plan = self._plan_cache = (self._finders, steps)
         return plan[1]
 
@@ -503,12 +507,18 @@ class Redactor:
         runs: list[tuple[int, int, int, int, int]] | None = None
         chosen: list[tuple[int, int, str]] = []  # sorted, non-overlapping
         starts: list[int] = []
-        for kind, finder, min_digits, number_kind in self._plan():
+        for kind, finder, min_digits, number_kind, needles in self._plan():
             if found is not None and kind in found:
                 spans: Iterable[Span] = found[kind]
             else:
                 if digits < min_digits:
                     continue
+                if needles:
+                    for needle in needles:
+                        if needle in text:
+                            break
+                    else:
+                        continue  # none of the substrings this kind's finder looks for first
                 if number_kind:  # CARD, SSN, IP, PHONE: scan only the runs of digits that can hold one
                     if kind == "SSN" and text.count("-") < 2:
                         continue
