@@ -288,6 +288,10 @@ class ChatSLMRouter(BaseChatModel):
         it when the run ends); ``capture`` logs it here unless a handler on the same store does.
         Never raises: a failing store must not break the agent (only the error type is logged).
         """
+        takers = [take for handler in getattr(req.run_manager, "handlers", None) or ()
+                  if (take := getattr(handler, "capture_routed_step", None)) is not None]  # fmt: skip
+        if not takers and self.capture is None:
+            return  # nobody captures this run: build nothing
         try:
             step = records.step_from_routed(
                 routed,
@@ -298,10 +302,8 @@ class ChatSLMRouter(BaseChatModel):
             )  # fmt: skip
             answer = _capture.answer_fields(message) if step.llm_answered else None
             run_id = getattr(req.run_manager, "run_id", None)
-            for handler in getattr(req.run_manager, "handlers", None) or ():
-                take = getattr(handler, "capture_routed_step", None)
-                if take is not None:
-                    take(run_id, step, answer)
+            for take in takers:
+                take(run_id, step, answer)
             store = self.capture
             if store is not None and records.claim(store, run_id or id(req), self):
                 records.log_step(store, step, answer=answer)
