@@ -258,6 +258,7 @@ def _find_phone(text: str, pos: int = 0, endpos: int = _END) -> Iterable[Span]:
 
 _DIGITS = b"0123456789"
 _DROP_DIGITS = str.maketrans("", "", "0123456789")
+_DROP_RUN_SEPARATORS = str.maketrans("", "", " ().+-")
 
 #: The built-in detectors, in priority order (an earlier kind wins an overlap).
 DEFAULT_KINDS: dict[str, Callable[[str], Iterable[Span]]] = {
@@ -275,14 +276,22 @@ DEFAULT_KINDS: dict[str, Callable[[str], Iterable[Span]]] = {
 # Built-in kinds that need at least this many digits in the text to be worth looking for (not IP:
 # an IPv6 address such as fe80::a can have fewer; IPv4 is ruled out by the number runs below).
 _MIN_DIGITS = {"IBAN": 7, "CARD": 13, "SSN": 9, "PHONE": 7}
-# A run of digits joined by at most two of `` ().+-``. The digits of any CARD, SSN, PHONE or IPv4
-# match all lie in one run, and the match lies within the run plus the one character before it (a
-# leading ``+`` or ``(``): those detectors only scan the runs that have enough digits for them.
-_NUMBER_RUN = re.compile(r"\d(?:[ ().+-]{0,2}\d){3,}")  # runs of at least 4 digits, whole (greedy)
+# A run of digits and `` ().+-`` between them. The digits of any CARD, SSN, PHONE or IPv4 match lie in
+# one run (none has other characters between its digits), and the match lies within the run plus
+# the one character before it (a leading ``+`` or ``(``): those detectors only scan the runs that
+# have enough digits for them. Runs shorter than 4 characters cannot hold 4 digits: not matched.
+_NUMBER_RUN = re.compile(r"\d[\d ().+-]{2,}\d")
 #: Per numeric kind: its finder and the digits a run needs to hold one.
 _RUN_FINDERS: dict[str, tuple[Callable[..., Iterable[Span]], int]] = {
     "CARD": (_find_card, 13), "SSN": (_find_ssn, 9), "IP": (_find_ipv4, 4), "PHONE": (_find_phone, 7),
 }
+
+
+def _count_digits(text: str) -> int:
+    """Digits in ``text`` as the detectors' ``\\d`` counts them (any script's decimal digits)."""
+    if text.isascii():
+        return len(text) - len(text.translate(_DROP_DIGITS))
+    return sum(1 for c in text if c.isdecimal())
 
 
 def _number_runs(text: str) -> list[tuple[int, int, int, int, int]]:
@@ -290,7 +299,8 @@ def _number_runs(text: str) -> list[tuple[int, int, int, int, int]]:
     runs = []
     for m in _NUMBER_RUN.finditer(text):  # a run of fewer than 4 digits is too short for every kind
         run = m.group()
-        runs.append((m.start(), m.end(), len(run) - len(run.translate(_DROP_DIGITS)), run.count("-"), run.count(".")))
+        # what is left without the separators are the digits (any script's, as the detectors' \d)
+        runs.append((m.start(), m.end(), len(run.translate(_DROP_RUN_SEPARATORS)), run.count("-"), run.count(".")))
     return runs
 
 
@@ -503,7 +513,7 @@ class Redactor:
     def _resolve(self, text: str, found: dict[str, list[Span]] | None) -> tuple[tuple[int, int, str], ...]:
         """Findings of every detector, higher priority first; ``found`` holds spans already known
         per kind (None: run every detector)."""
-        digits = len(text) - len(text.translate(_DROP_DIGITS))
+        digits = _count_digits(text)
         runs: list[tuple[int, int, int, int, int]] | None = None
         chosen: list[tuple[int, int, str]] = []  # sorted, non-overlapping
         starts: list[int] = []

@@ -17,6 +17,7 @@ PIECES = st.sampled_from([
     "0", "1", "4", "5", "9", " ", "-", ".", "(", ")", "+", "@", ":", "/", "a", "Z", "DE", "x.io",
     "4111 1111 1111 1111", "123-45-6789", "10.0.0.7", "+1 415 555 0123", "(555) 123-4567", "555-123-4567",
     "DE89 3704 0044 0532 0130 00", "fe80::1", "bob@example.com", "key=abc123XYZ789def", " and ", "\n",
+    "\u0664\u0661\u0665", "\uff11\uff12\uff13",  # Arabic-Indic and fullwidth digits: \\d in the detectors
 ])
 TEXTS = st.lists(PIECES, max_size=40).map("".join)
 
