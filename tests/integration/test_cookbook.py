@@ -41,6 +41,9 @@ EXPECTED: dict[str, list[str]] = {
                                   r"^capture file: "],
     "llamaindex_function_agent": [r"^answer: \S", r"^captured [1-9]\d* call\(s\) into "],
     "llamaindex_react_agent": [r"^answer: ", r"^captured [1-9]\d* call\(s\) into "],
+    "outcome_readiness": [r"^'Where is order 17\?': lookup_order\(",
+                          r"^SLM calls 4, kept \(not escalated\) 4, followed by a tool error \d, by negative feedback \d$",
+                          r"^outcome readiness of task 'lookup': [0-9]{1,2}%$"],  # under 100%: the thumbs down
     "query_writer_demo": [r"^\s+table_extractor\s+slm", r"^\s+query_writer\s+slm", r"outcome ready",
                           r"^Which customers live in Paris\?$"],
     "router_capture_both_faces": [r"^LangChain: llm truncated$", r"^LlamaIndex: llm truncated$",
