@@ -488,84 +488,99 @@ class ToolCallStreamParser:
     _esc: bool = False
 
     def feed(self, delta: str) -> tuple[str, list[ToolCallDelta]]:
+        """Take the next piece of the answer; return the text to show and the tool-call deltas.
+
+        Each mode has one step (:meth:`_start`, :meth:`_literal` for the fixed text around a call,
+        :meth:`_name`, :meth:`_arguments`); a step consumes what it can and says whether the
+        parser can go on with the rest now or must wait for more text.
+        """
         self._buf += delta
-        text_out = ""
         deltas: list[ToolCallDelta] = []
         while True:
             rest = self._buf[self._pos :]
-            if self._mode == "text":
+            if self._mode == "text":  # not a tool call: everything is text from here on
                 self._pos = len(self._buf)
-                return text_out + rest, deltas
+                return rest, deltas
             if self._mode == "broken" or not rest:
-                return text_out, deltas
-            if self._mode == "start":
-                lead = rest.lstrip()
-                if lead.startswith(CALL_OPEN):
-                    self._pos += len(rest) - len(lead)
-                    self._mode = "open"
-                elif not lead or CALL_OPEN.startswith(lead):
-                    return text_out, deltas  # may still become a tool call
-                else:
-                    self._mode = "text"
-                continue
-            if self._mode in ("open", "close"):
-                expected = CALL_OPEN + _NAME_PREFIX if self._mode == "open" else "}" + CALL_CLOSE
-                if self._mode == "open" and rest.startswith("\n"):
-                    self._pos += 1
-                    continue
-                if len(rest) < len(expected):
-                    if not expected.startswith(rest):
-                        self._mode = "broken"
-                    return text_out, deltas
-                if not rest.startswith(expected):
-                    self._mode = "broken"
-                    return text_out, deltas
-                self._pos += len(expected)
-                self._mode = "name" if self._mode == "open" else "open"
-                continue
-            if self._mode == "name":
-                end = rest.find('"')
-                if end < 0:
-                    return text_out, deltas
-                if not rest[end:].startswith(_ARGS_PREFIX):
-                    if len(rest) - end < len(_ARGS_PREFIX):
-                        return text_out, deltas
-                    self._mode = "broken"
-                    return text_out, deltas
-                index = self._count
-                if index >= len(self.ids):
-                    self.ids.append(new_call_id())
-                self._count += 1
-                deltas.append(ToolCallDelta(index=index, id=self.ids[index], name=rest[:end]))
-                self._pos += end + len(_ARGS_PREFIX)
-                self._mode, self._depth, self._in_str, self._esc = "args", 0, False, False
-                continue
-            if self._mode == "args":
-                taken = 0
-                done = False
-                for ch in rest:
-                    taken += 1
-                    if self._in_str:
-                        if self._esc:
-                            self._esc = False
-                        elif ch == "\\":
-                            self._esc = True
-                        elif ch == '"':
-                            self._in_str = False
-                    elif ch == '"':
-                        self._in_str = True
-                    elif ch in "{[":
-                        self._depth += 1
-                    elif ch in "}]":
-                        self._depth -= 1
-                        if self._depth == 0:
-                            done = True
-                            break
-                fragment = rest[:taken]
-                if fragment:
-                    deltas.append(ToolCallDelta(index=self._count - 1, arguments=fragment))
-                self._pos += taken
-                if done:
-                    self._mode = "close"
-                    continue
-                return text_out, deltas
+                return "", deltas
+            step = self._start if self._mode == "start" else self._name if self._mode == "name" else \
+                self._arguments if self._mode == "args" else self._literal
+            if not step(rest, deltas):
+                return "", deltas
+
+    def _start(self, rest: str, deltas: list[ToolCallDelta]) -> bool:
+        """The answer's first characters: a tool call (mode ``open``) or text (mode ``text``)."""
+        lead = rest.lstrip()
+        if lead.startswith(CALL_OPEN):
+            self._pos += len(rest) - len(lead)
+            self._mode = "open"
+        elif not lead or CALL_OPEN.startswith(lead):
+            return False  # may still become a tool call
+        else:
+            self._mode = "text"
+        return True
+
+    def _literal(self, rest: str, deltas: list[ToolCallDelta]) -> bool:
+        """The fixed text before a call's name (mode ``open``) or after its arguments (``close``)."""
+        if self._mode == "open" and rest.startswith("\n"):
+            self._pos += 1  # the newline between two calls
+            return True
+        expected = CALL_OPEN + _NAME_PREFIX if self._mode == "open" else "}" + CALL_CLOSE
+        if len(rest) < len(expected):
+            if not expected.startswith(rest):
+                self._mode = "broken"
+            return False
+        if not rest.startswith(expected):
+            self._mode = "broken"
+            return False
+        self._pos += len(expected)
+        self._mode = "name" if self._mode == "open" else "open"
+        return True
+
+    def _name(self, rest: str, deltas: list[ToolCallDelta]) -> bool:
+        """The tool's name: once it is whole, a delta with the call's id and name."""
+        end = rest.find('"')
+        if end < 0:
+            return False
+        if not rest[end:].startswith(_ARGS_PREFIX):
+            if len(rest) - end >= len(_ARGS_PREFIX):
+                self._mode = "broken"
+            return False
+        index = self._count
+        if index >= len(self.ids):
+            self.ids.append(new_call_id())
+        self._count += 1
+        deltas.append(ToolCallDelta(index=index, id=self.ids[index], name=rest[:end]))
+        self._pos += end + len(_ARGS_PREFIX)
+        self._mode, self._depth, self._in_str, self._esc = "args", 0, False, False
+        return True
+
+    def _arguments(self, rest: str, deltas: list[ToolCallDelta]) -> bool:
+        """The arguments' JSON, passed on as it comes, up to the brace that closes it."""
+        taken = 0
+        done = False
+        for ch in rest:
+            taken += 1
+            if self._in_str:
+                if self._esc:
+                    self._esc = False
+                elif ch == "\\":
+                    self._esc = True
+                elif ch == '"':
+                    self._in_str = False
+            elif ch == '"':
+                self._in_str = True
+            elif ch in "{[":
+                self._depth += 1
+            elif ch in "}]":
+                self._depth -= 1
+                if self._depth == 0:
+                    done = True
+                    break
+        fragment = rest[:taken]
+        if fragment:
+            deltas.append(ToolCallDelta(index=self._count - 1, arguments=fragment))
+        self._pos += taken
+        if done:
+            self._mode = "close"
+        return done
