@@ -122,8 +122,9 @@ def read_call(db: Database, call_id: str, *, hydrate: bool = True) -> dict[str, 
     """A call as a dict with JSON columns decoded, or None if there is no such id.
 
     With ``hydrate`` (the default), message texts stored once in ``blobs`` are put back and the
-    tools list is added under ``tools``; also added: ``tool_executions``, ``escalations`` (as
-    the SLM or the LLM side) and ``labels``.
+    tools list is added under ``tools``; also added: ``tool_executions`` (the tools its answer
+    asked for, by ``model_call_id`` or by the tool call's id), ``escalations`` (as the SLM or the
+    LLM side) and ``labels``.
     """
     cursor = db.execute("SELECT * FROM calls WHERE id = ?", [call_id])
     row = cursor.fetchone()
@@ -138,9 +139,13 @@ def read_call(db: Database, call_id: str, *, hydrate: bool = True) -> dict[str, 
         blobs = BlobCache(db)
         blobs.messages(call["messages"])
         call["tools"] = list(blobs.tools(call["tools_hash"])) if call.get("tools_hash") else None
-        call["tool_executions"] = [
-            dict(r) for r in db.query("SELECT * FROM tool_executions WHERE model_call_id = ? ORDER BY id", [call_id])
-        ]
+        # the tools this answer asked for: linked by model_call_id, or by the tool call's id when the
+        # face that logged the tool did not know the model call (as slm_agents.capture.outcomes links them)
+        asked = [c["id"] for c in call["tool_calls"] or [] if isinstance(c, dict) and isinstance(c.get("id"), str)]
+        marks = ", ".join("?" * len(asked))
+        by_tool_id = f" OR (model_call_id IS NULL AND call_id IN ({marks}))" if asked else ""
+        call["tool_executions"] = [dict(r) for r in db.query(
+            f"SELECT * FROM tool_executions WHERE model_call_id = ?{by_tool_id} ORDER BY id", [call_id, *asked])]
         call["escalations"] = [
             dict(r) for r in db.query(
                 "SELECT * FROM escalations WHERE slm_call_id = ? OR llm_call_id = ? ORDER BY id", [call_id, call_id]

@@ -113,3 +113,15 @@ def test_bad_feedback_is_rejected_with_the_fix(kwargs: dict[str, Any], store: Ca
 def test_feedback_needs_a_target(store: CaptureStore) -> None:
     with pytest.raises(InvalidRequest, match="id of a call"):
         store.feedback("", good=True)
+
+
+def test_read_call_shows_the_tool_executions_linked_by_the_tool_calls_id(store: CaptureStore) -> None:
+    asked = call(store, "c9")
+    other = call(store, "c8")
+    store.log_tool({"call_id": "c9", "name": "f", "error": "no such table"})  # no model_call_id
+    store.log_tool({"call_id": "c8", "model_call_id": other, "name": "f", "result": "ok"})
+    assert store.flush()
+    got = store.get_call(asked)
+    assert got is not None
+    assert [(t["call_id"], t["error_message"]) for t in got["tool_executions"]] == [("c9", "no such table")]
+    assert [t["call_id"] for t in store.get_call(other)["tool_executions"]] == ["c8"]
