@@ -61,6 +61,8 @@ __all__ = [
     "calibration_for",
     "fit_calibration",
     "balanced_accuracy",
+    "fit_threshold",
+    "MISS_COST",
 ]
 
 #: The signals a calibration weighs, in order.
@@ -295,7 +297,7 @@ _SHIPPED: dict[str, dict[str, Any]] = {
     "smollm2-135m-instruct": {
         "weights": {"after_tool": -3.5943, "overlap": 0.3382, "overlap_share": 0.1507, "slots": 0.9815,
                     "chat": -0.7016, "imperative": 0.6175, "entity": 1.0462, "live": 0.4808},
-        "bias": -0.7576, "threshold": 0.5, "margin": 0.181, "model_neutral": -4.5216,
+        "bias": -0.7576, "threshold": 0.431, "margin": 0.112, "model_neutral": -4.5216,
         "model": "SmolLM2-135M-Instruct.Q4_1.gguf", "fitted_on": "decision_dev.jsonl (201 cases)",
     },
 }
@@ -369,6 +371,14 @@ def balanced_accuracy(pairs: Iterable[tuple[bool, bool]]) -> float:
     return sum(parts) / len(parts) if parts else 0.0
 
 
+#: A missed call costs twice an unneeded one. In ``"auto"`` mode a turn that should have called
+#: a tool and answered instead gives the user an answer made up without the tool's data, which
+#: no grammar or schema check can catch; an unneeded call is a well-formed call of a bound tool,
+#: whose result the model then answers from (one extra tool round-trip). Any cost from 1.5 to 3
+#: gives the same threshold on the development set (``bench/auto_decision.py``).
+MISS_COST = 2.0
+
+
 def fit_calibration(
     rows: Sequence[tuple[dict[str, float], bool]],
     *,
@@ -377,6 +387,7 @@ def fit_calibration(
     l2: float = 0.05,
     steps: int = 3000,
     features: Sequence[str] = FEATURES,
+    miss_cost: float = MISS_COST,
 ) -> DecisionCalibration:
     """Fit a :class:`DecisionCalibration` by class-balanced L2 logistic regression.
 
@@ -387,10 +398,10 @@ def fit_calibration(
         l2: Weight decay (keeps the fit from trusting one signal too much).
         steps: Gradient steps (plain gradient descent; the data are small).
         features: Which signals to weigh.
+        miss_cost: What a missed call costs against an unneeded one (see :func:`fit_threshold`).
 
-    The threshold is then moved to the value that maximises balanced accuracy on ``rows``, and the
-    margin set to the half-width around it in which the fitted decisions are wrong at least a
-    third of the time (at least 0.05).
+    The threshold is then fitted with :func:`fit_threshold`, and the margin set to the half-width
+    around it in which the fitted decisions are wrong at least a third of the time (at least 0.05).
 
     Raises:
         InvalidRequest: fewer than 4 rows, or only one class.
@@ -424,14 +435,34 @@ def fit_calibration(
     truth = [bool(y) for _, y in rows]
     means = [statistics.fmean(f.get("model", 0.0) for f, y in rows if bool(y) is side) for side in (True, False)]
     cal.model_neutral = round((means[0] + means[1]) / 2, 4)
-    best_t, best_acc = 0.5, -1.0
-    for t in sorted({round(p, 3) for p in probs} | {0.5}):
-        acc = balanced_accuracy(zip(truth, (p >= t for p in probs), strict=True))
-        if acc > best_acc + 1e-9 or (abs(acc - best_acc) <= 1e-9 and abs(t - 0.5) < abs(best_t - 0.5)):
-            best_t, best_acc = t, acc
-    cal.threshold = min(max(best_t, 0.01), 0.99)
+    cal.threshold = fit_threshold(probs, truth, miss_cost=miss_cost)
     cal.margin = _fit_margin(probs, truth, cal.threshold)
     return cal
+
+
+
+def fit_threshold(probs: Sequence[float], truth: Sequence[bool], *, miss_cost: float = MISS_COST) -> float:
+    """The ``p_call`` threshold with the least expected cost per class: ``miss_cost * FNR + FPR``.
+
+    With ``miss_cost=1`` this is the threshold of best balanced accuracy. Ties go to the
+    threshold nearest 0.5.
+
+    Example:
+        >>> fit_threshold([0.2, 0.35, 0.6, 0.9], [False, True, False, True], miss_cost=1.0)
+        0.35
+    """
+    if miss_cost <= 0:
+        raise InvalidRequest(f"miss_cost must be positive, got {miss_cost!r}")
+    n_pos = sum(1 for y in truth if y) or 1
+    n_neg = sum(1 for y in truth if not y) or 1
+    best_t, best_cost = 0.5, math.inf
+    for t in sorted({round(p, 3) for p in probs} | {0.5}):
+        missed = sum(1 for p, y in zip(probs, truth, strict=True) if y and p < t) / n_pos
+        unneeded = sum(1 for p, y in zip(probs, truth, strict=True) if not y and p >= t) / n_neg
+        cost = miss_cost * missed + unneeded
+        if cost < best_cost - 1e-9 or (abs(cost - best_cost) <= 1e-9 and abs(t - 0.5) < abs(best_t - 0.5)):
+            best_t, best_cost = t, cost
+    return min(max(best_t, 0.01), 0.99)
 
 
 def _fit_margin(probs: Sequence[float], truth: Sequence[bool], threshold: float) -> float:

@@ -209,7 +209,8 @@ def calibrate_decisions(runtime: Any, cases: Iterable[Any], *, progress: Any = N
 
     Every case is scored with ``runtime.score_decision`` (the runtime's own calibrated ``p_call``;
     nothing is generated); a case should call when the teacher called a tool. Per task, the
-    threshold is the one with the best balanced accuracy and the margin the band around it where
+    threshold is the one of least expected cost, a missed call costing twice an unneeded one
+    (:func:`slm_agents.decision.fit_threshold`), and the margin the band around it where
     decisions are wrong a third of the time or more (see :mod:`slm_agents.decision`).
 
     Returns:
@@ -219,7 +220,7 @@ def calibrate_decisions(runtime: Any, cases: Iterable[Any], *, progress: Any = N
     Raises:
         InvalidRequest: the runtime cannot score decisions (only ``LlamaCppRuntime`` can).
     """
-    from ..decision import _fit_margin, balanced_accuracy
+    from ..decision import _fit_margin, balanced_accuracy, fit_threshold
 
     if not hasattr(runtime, "score_decision"):
         raise InvalidRequest(f"{type(runtime).__name__} cannot score call-or-answer decisions; "
@@ -236,14 +237,11 @@ def calibrate_decisions(runtime: Any, cases: Iterable[Any], *, progress: Any = N
     for task, pairs in sorted(per_task.items()):
         if len({y for _, y in pairs}) < 2:
             continue
-        best_t, best_acc = 0.5, -1.0
-        for t in sorted({round(p, 3) for p, _ in pairs} | {0.5}):
-            acc = balanced_accuracy((y, p >= t) for p, y in pairs)
-            if acc > best_acc + 1e-9:
-                best_t, best_acc = t, acc
-        threshold = min(max(best_t, 0.01), 0.99)
-        margin = _fit_margin([p for p, _ in pairs], [y for _, y in pairs], threshold)
-        out[task] = {"threshold": threshold, "margin": margin, "n": len(pairs), "balanced_accuracy": best_acc}
+        probs, truth = [p for p, _ in pairs], [y for _, y in pairs]
+        threshold = fit_threshold(probs, truth)
+        margin = _fit_margin(probs, truth, threshold)
+        accuracy = balanced_accuracy((y, p >= threshold) for p, y in pairs)
+        out[task] = {"threshold": threshold, "margin": margin, "n": len(pairs), "balanced_accuracy": accuracy}
     return out
 
 

@@ -14,6 +14,7 @@ from slm_agents.decision import (
     balanced_accuracy,
     calibration_for,
     fit_calibration,
+    fit_threshold,
     request_features,
 )
 from slm_agents.errors import InvalidRequest
@@ -21,6 +22,7 @@ from slm_agents.policy import EscalationPolicy
 from slm_agents.routing import run_routed
 from slm_agents.runtimes.fake import FakeRuntime
 from slm_agents.runtimes.llamacpp import _looping
+from slm_agents.toolcalls import normalize_tools
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Current weather in a city",
@@ -105,6 +107,30 @@ def test_fit_separates_separable_cases_and_sets_threshold_and_margin() -> None:
     assert balanced_accuracy((y, cal.p_call(f) >= cal.threshold) for f, y in rows) == 1.0
     assert cal.weights["after_tool"] < 0 < cal.weights["overlap"]
     assert 0 < cal.threshold < 1 and 0.05 <= cal.margin <= 0.45
+
+
+def test_the_threshold_weighs_a_missed_call_above_an_unneeded_one() -> None:
+    # overlapping classes: 0.4 catches every call for one unneeded call; 0.6 misses one call
+    probs = [0.3, 0.4, 0.6, 0.7, 0.8, 0.2, 0.3, 0.5, 0.2, 0.1]
+    truth = [False, True, True, True, True, False, False, False, False, False]
+    assert fit_threshold(probs, truth, miss_cost=1.0) == 0.4  # = best balanced accuracy here
+    assert fit_threshold(probs, truth) == 0.4
+    strict = [0.3, 0.45, 0.6, 0.7, 0.8, 0.2, 0.5, 0.52, 0.55, 0.1]  # catching 0.45 costs three unneeded calls
+    assert fit_threshold(strict, truth, miss_cost=1.0) == 0.6
+    assert fit_threshold(strict, truth, miss_cost=4.0) == 0.45
+    with pytest.raises(InvalidRequest, match="miss_cost"):
+        fit_threshold(probs, truth, miss_cost=0)
+
+
+def test_the_shipped_calibration_is_what_its_fit_gives_on_the_development_set() -> None:
+    """Reproducible from the repo: request signals of bench/data/decision_dev.jsonl, the documented fit."""
+    dev = Path(__file__).parents[3] / "bench" / "data" / "decision_dev.jsonl"
+    cases = [json.loads(line) for line in dev.read_text(encoding="utf-8").splitlines() if line.strip()]
+    rows = [(request_features(c["messages"], normalize_tools(c["tools"])), bool(c["expected"])) for c in cases]
+    fitted = fit_calibration(rows, features=tuple(f for f in FEATURES if f != "model"), l2=0.01)
+    shipped = calibration_for("SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert fitted.weights == shipped.weights and fitted.bias == shipped.bias
+    assert (fitted.threshold, fitted.margin) == (shipped.threshold, shipped.margin)
 
 
 def test_fit_refuses_one_class() -> None:
