@@ -48,6 +48,8 @@ EXPECTED: dict[str, list[str]] = {
                           r"^Which customers live in Paris\?$"],
     "router_capture_both_faces": [r"^LangChain: llm truncated$", r"^LlamaIndex: llm truncated$",
                                   r"escalation: \S+ -> \S+ \(truncated\)", r"^same records in both faces: True$"],
+    "shared_model_many_nodes": [r"^round 2 fixer\s+ttft ", r"^prefix cache: 3 prefixes, [\d.]+ MiB, hits 3, misses 3$",
+                                r"^memory: weights \d+ MiB"],
     "runtime_tool_calling": [r"^call: get_weather \{", r"^delta: get_weather", r"^usage: \{'input_tokens': \d+",
                              r"^json: \{", r"^async call: get_weather$"],
 }

@@ -1,0 +1,280 @@
+"""One loaded model serving many agent nodes: the prefix cache, concurrency, and raw llama-cpp-python.
+
+Everything runs in one process on the default model (SmolLM2-135M-Instruct Q4_1), greedy, and
+every figure is printed with its ratio to a baseline measured in the same run:
+
+1. **TTFT p50, same prefix vs alternating.** An agent node's step is its system prompt + the demo
+   tools + a question. "Same prefix": one node, a different question each step. "Alternating":
+   3 or 8 nodes (each its own system prompt) take turns. Target: alternating <= 2x same prefix, up
+   to 8 prefixes at the default capacity. Raw llama-cpp-python (``Llama.create_completion`` on the
+   same prompt tokens, its single live prefix) is printed beside it.
+2. **Throughput with 1, 2 and 4 concurrent agents** on one loaded model: threads, each an agent
+   node taking steps (text answers), total generated tokens/s. Target: 4 agents >= 2x one agent.
+3. **Single-request latency vs raw llama-cpp-python**: the same prompt tokens and max_tokens,
+   interleaved, both resuming their live prefix; median of the per-pair ratios. Target: <= 1.03.
+4. ``--options``: the two llama.cpp mechanisms a prefix cache can use, at equal memory: restore
+   a saved sequence state (what the runtime does) vs copy a sequence held in a multi-sequence
+   context (``n_seq_max``, unified KV, ``llama_memory_seq_cp``); resume time, and decode speed of
+   the working sequence while 8 prefixes are held.
+
+Run:
+    python bench/kv_cache.py                   # sections 1-3
+    python bench/kv_cache.py --options         # and 4
+    python bench/kv_cache.py --threads 1 --rounds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+from typing import Any
+
+from slm_agents.demo import DEMO_TOOLS
+from slm_agents.runtimes.llamacpp import LlamaCppRuntime
+
+QUESTIONS = [
+    "What is the weather in Tokyo?", "Convert 3 kg to pounds.", "What is 12 times 7?",
+    "Weather in Lima tomorrow?", "How many miles is 10 km?", "Search the docs for refunds.",
+]
+TEXT_QUESTIONS = [
+    "Write two sentences about a lighthouse.", "Describe a storm at sea in two sentences.",
+    "Say something kind about mornings.", "Explain what a harbour is, briefly.",
+]
+
+
+def node(i: int, question: str) -> list[dict[str, Any]]:
+    """A step of agent node ``i``: its own system prompt (the part that differs between nodes)."""
+    return [
+        {"role": "system", "content": f"You are agent node {i} of a travel desk. Node {i} answers with one tool call."},
+        {"role": "user", "content": question},
+    ]
+
+
+def p50(xs: list[float]) -> float:
+    return statistics.median(xs)
+
+
+# --- 1. TTFT, same prefix vs alternating ---------------------------------------------------------
+def ours_ttft(rt: LlamaCppRuntime, nodes: list[int], rounds: int) -> list[float]:
+    """TTFT (ms) of each step after a warm-up round, nodes taking turns, questions rotating."""
+    ttfts = []
+    for r in range(rounds + 1):
+        for k, i in enumerate(nodes):
+            c = rt.complete(node(i, QUESTIONS[(r + k) % len(QUESTIONS)]), DEMO_TOOLS, "required", max_tokens=1)
+            if r > 0:
+                ttfts.append(c.ttft_ms or 0.0)
+    return ttfts
+
+
+def raw_ttft(rt: LlamaCppRuntime, nodes: list[int], rounds: int) -> list[float]:
+    """The same steps through raw ``Llama.create_completion`` on our prompt tokens."""
+    llm = rt.llama
+    ttfts = []
+    for r in range(rounds + 1):
+        for k, i in enumerate(nodes):
+            tokens = rt._tokenize(rt.render_prompt(node(i, QUESTIONS[(r + k) % len(QUESTIONS)]), DEMO_TOOLS))
+            with rt.lock:
+                start = time.perf_counter()
+                for _ in llm.create_completion(tokens, max_tokens=1, temperature=0.0, stream=True):
+                    break
+                if r > 0:
+                    ttfts.append((time.perf_counter() - start) * 1000)
+    return ttfts
+
+
+def section_ttft(rt: LlamaCppRuntime, rounds: int, raw_rounds: int) -> None:
+    print("1. TTFT p50: an agent's nodes on one model (prompt "
+          f"{rt.count_tokens(rt.render_prompt(node(0, QUESTIONS[0]), DEMO_TOOLS))} tokens)")
+    rt.clear_prefix_cache()
+    same = p50(ours_ttft(rt, [0] * 3, rounds))
+    print(f"   same prefix                 {same:8.1f} ms  (baseline)")
+    for n in (3, 8):
+        rt.clear_prefix_cache()
+        alt = p50(ours_ttft(rt, list(range(n)), rounds))
+        print(f"   alternating among {n} prefixes {alt:8.1f} ms  ratio {alt / same:5.2f}  (target <= 2)")
+    s = rt.stats()
+    print(f"   cache: {s['cache_entries']} entries, {s['cache_bytes'] / 2**20:.1f} of "
+          f"{s['cache_capacity_bytes'] / 2**20:.0f} MiB, {s['cache_evictions']} evictions")
+    if raw_rounds:
+        rt.clear_prefix_cache()
+        raw_same = p50(raw_ttft(rt, [0] * 3, raw_rounds))
+        raw_alt = p50(raw_ttft(rt, [0, 1, 2], raw_rounds))
+        print(f"   raw llama-cpp-python: same prefix {raw_same:.1f} ms, alternating among 3 {raw_alt:.1f} ms "
+              f"(ratio {raw_alt / raw_same:.1f}: one live prefix)")
+
+
+# --- 2. throughput with concurrent agents --------------------------------------------------------
+def agents_throughput(rt: LlamaCppRuntime, n_agents: int, steps: int, max_tokens: int) -> tuple[float, int]:
+    """Total generated tokens/s of ``n_agents`` threads, each a node taking ``steps`` text steps."""
+    produced = [0] * n_agents
+    errors: list[BaseException] = []
+
+    def agent(a: int) -> None:
+        try:
+            for s in range(steps):
+                msgs = node(a, TEXT_QUESTIONS[(a + s) % len(TEXT_QUESTIONS)])
+                produced[a] += rt.complete(msgs, max_tokens=max_tokens).usage.output_tokens
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=agent, args=(a,)) for a in range(n_agents)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return sum(produced) / wall, sum(produced)
+
+
+def section_throughput(rt: LlamaCppRuntime, steps: int, max_tokens: int) -> None:
+    print(f"2. Throughput, agents on one loaded model ({steps} steps each, up to {max_tokens} tokens)")
+    for a in range(4):  # every node's prefix evaluated once, as in a running graph
+        rt.complete(node(a, TEXT_QUESTIONS[0]), max_tokens=1)
+    base = None
+    for n in (1, 2, 4):
+        tps, total = agents_throughput(rt, n, steps, max_tokens)
+        base = base or tps
+        target = "  (target >= 2)" if n == 4 else ""
+        print(f"   {n} agent{'s' if n > 1 else ' '}  {tps:7.1f} tokens/s ({total} tokens)  ratio {tps / base:5.2f}{target}")
+
+
+# --- 3. single-request latency vs raw ------------------------------------------------------------
+def section_latency(rt: LlamaCppRuntime, runs: int, max_tokens: int) -> None:
+    msgs = node(0, TEXT_QUESTIONS[0])
+    tokens = rt._tokenize(rt.render_prompt(msgs))
+    llm = rt.llama
+    ratios, ours, raws = [], [], []
+    for r in range(runs + 1):
+        start = time.perf_counter()
+        c = rt.complete(msgs, max_tokens=max_tokens)
+        t_ours = time.perf_counter() - start
+        with rt.lock:
+            start = time.perf_counter()
+            out = llm.create_completion(tokens, max_tokens=max_tokens, temperature=0.0, top_k=40, top_p=0.95,
+                                        min_p=0.05, repeat_penalty=1.0)
+            t_raw = time.perf_counter() - start
+        if r == 0:
+            continue  # warm-up: both now resume the same live prefix
+        if out["usage"]["completion_tokens"] != c.usage.output_tokens:
+            print(f"   (run {r}: {c.usage.output_tokens} vs {out['usage']['completion_tokens']} tokens)")
+        ours.append(t_ours)
+        raws.append(t_raw)
+        ratios.append(t_ours / t_raw)
+    print(f"3. Single request vs raw llama-cpp-python ({c.usage.output_tokens} tokens, {runs} interleaved runs)")
+    print(f"   ours {p50(ours) * 1000:.1f} ms, raw {p50(raws) * 1000:.1f} ms  ratio p50 {p50(ratios):.3f}"
+          "  (target <= 1.03)")
+
+
+# --- 4. the two mechanisms -------------------------------------------------------------------------
+def section_options(rt: LlamaCppRuntime, n_prefixes: int = 8, decode_tokens: int = 48) -> None:
+    import llama_cpp
+    from llama_cpp import _internals
+
+    from slm_agents.runtimes._llama_decode import restore_state, save_state
+
+    prefixes = [rt._tokenize(rt.render_prompt(node(i, QUESTIONS[0]), DEMO_TOOLS)) for i in range(n_prefixes)]
+    per_token = rt.stats()["kv_bytes_per_token"]
+    held = sum(len(p) for p in prefixes) * per_token
+    print(f"4. Prefix-cache mechanisms at equal memory ({n_prefixes} prefixes of {len(prefixes[0])} tokens, "
+          f"{held / 2**20:.1f} MiB)")
+    llm = rt.llama
+
+    def decode_speed(step: Any) -> float:
+        start = time.perf_counter()
+        for k in range(decode_tokens):
+            step(k)
+        return decode_tokens / (time.perf_counter() - start)
+
+    with rt.lock:
+        # A. state save/restore (the runtime's): the context holds only the working sequence
+        from slm_agents.runtimes._kv_cache import CachedPrefix
+
+        entries = []
+        for p in prefixes:
+            llm.reset()
+            llm.eval(p)
+            state, nbytes = save_state(llm)
+            entries.append(CachedPrefix(None, tuple(p), state, nbytes))
+        times = []
+        for k in range(20):
+            start = time.perf_counter()
+            restore_state(llm, entries[k % n_prefixes])
+            times.append((time.perf_counter() - start) * 1000)
+        restore_ms = p50(times)
+        speed_a = decode_speed(lambda k: llm.eval([1000 + k]))
+        llm.reset()
+    # B. sequences in one context: n_seq_max = 1 + prefixes, unified KV, n_ctx grown by the held tokens
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx = rt.n_ctx + sum(len(p) for p in prefixes)
+    params.n_batch = params.n_ubatch = 512
+    params.n_threads = params.n_threads_batch = llm.n_threads
+    params.n_seq_max = n_prefixes + 1
+    params.kv_unified = True
+    ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
+    batch = _internals.LlamaBatch(n_tokens=512, embd=0, n_seq_max=n_prefixes + 1, verbose=False)
+    mem = llama_cpp.llama_get_memory(ctx.ctx)
+
+    def evaluate(tokens: list[int], seq: int, pos: int) -> None:
+        b = batch.batch
+        for i in range(0, len(tokens), 512):
+            part = tokens[i:i + 512]
+            b.n_tokens = len(part)
+            for j, t in enumerate(part):
+                b.token[j], b.pos[j], b.n_seq_id[j], b.logits[j] = t, pos + i + j, 1, False
+                b.seq_id[j][0] = seq
+            b.logits[len(part) - 1] = True
+            ctx.decode(batch)
+
+    with rt.lock:
+        for i, p in enumerate(prefixes):
+            evaluate(p, i + 1, 0)
+        times = []
+        for k in range(20):
+            llama_cpp.llama_memory_seq_rm(mem, 0, -1, -1)
+            start = time.perf_counter()
+            llama_cpp.llama_memory_seq_cp(mem, 1 + k % n_prefixes, 0, -1, -1)
+            times.append((time.perf_counter() - start) * 1000)
+        copy_ms = p50(times)
+        n0 = len(prefixes[0])
+        speed_b = decode_speed(lambda k: evaluate([1000 + k], 0, n0 + k))
+    ctx.close()
+    batch.close()
+    print(f"   A. state save/restore: resume {restore_ms:.3f} ms, decode {speed_a:.1f} tokens/s; "
+          f"holds {sum(e.nbytes for e in entries) / 2**20:.1f} MiB, allocated as entries arrive")
+    print(f"   B. sequences + seq_cp: resume {copy_ms:.3f} ms, decode {speed_b:.1f} tokens/s "
+          f"(ratio to A {speed_b / speed_a:.2f}); KV cells allocated up front")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: every core)")
+    ap.add_argument("--rounds", type=int, default=3, help="measured rounds of TTFT steps per case")
+    ap.add_argument("--raw-rounds", type=int, default=2, help="rounds of the raw llama-cpp-python TTFT (0: skip)")
+    ap.add_argument("--steps", type=int, default=3, help="steps per agent in the throughput section")
+    ap.add_argument("--max-tokens", type=int, default=48)
+    ap.add_argument("--runs", type=int, default=7, help="interleaved runs of the latency section")
+    ap.add_argument("--options", action="store_true", help="also compare the two llama.cpp mechanisms")
+    args = ap.parse_args()
+
+    rt = LlamaCppRuntime(n_threads=args.threads, temperature=0.0, repeat_penalty=1.0)
+    s = rt.stats()
+    print(f"model {rt.model_name}: {s['model_bytes'] / 2**20:.0f} MiB weights, KV {s['kv_bytes_per_token']} B/token "
+          f"({s['kv_bytes_per_slot'] / 2**20:.0f} MiB per {s['n_ctx']}-token slot), prefix cache "
+          f"{s['cache_capacity_bytes'] / 2**20:.0f} MiB; threads {rt.llama.n_threads}")
+    section_ttft(rt, args.rounds, args.raw_rounds)
+    section_throughput(rt, args.steps, args.max_tokens)
+    section_latency(rt, args.runs, args.max_tokens)
+    if args.options:
+        section_options(rt)
+    s = rt.stats()
+    print(f"stats: hit rate {s['hit_rate']:.2f} ({s['cache_hits']} hits, {s['cache_restores']} from the cache, "
+          f"{s['cache_misses']} misses)")
+
+
+if __name__ == "__main__":
+    main()
