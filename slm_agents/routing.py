@@ -45,6 +45,7 @@ class Routed(Generic[T]):
         slm_error: The exception the SLM raised, if any.
         verdict: The policy's verdict on the SLM answer (None when the SLM did not run).
         slm_ms: Time spent in the SLM.
+        llm_ms: Time spent in the LLM; None when it did not run.
     """
 
     route: str
@@ -54,6 +55,7 @@ class Routed(Generic[T]):
     slm_error: BaseException | None = None
     verdict: Verdict | None = None
     slm_ms: float = 0.0
+    llm_ms: float | None = None
 
     @property
     def escalated(self) -> bool:
@@ -95,6 +97,18 @@ def _try_slm(
         return None, e, (time.perf_counter() - start) * 1000
 
 
+def _timed_llm(llm: Callable[[], T]) -> tuple[T, float]:
+    start = time.perf_counter()
+    result = llm()
+    return result, (time.perf_counter() - start) * 1000
+
+
+async def _atimed_llm(llm: Callable[[], Awaitable[T]]) -> tuple[T, float]:
+    start = time.perf_counter()
+    result = await llm()
+    return result, (time.perf_counter() - start) * 1000
+
+
 def run_routed(
     policy: EscalationPolicy,
     messages: list[Message],
@@ -122,10 +136,12 @@ def run_routed(
     if shadow and llm is not None:
         completion, error, ms = _try_slm(slm, policy.adapter_for(task))
         verdict = policy.check(error or completion, tools, tool_choice, task=task)  # type: ignore[arg-type]
-        return Routed("shadow", "shadow", llm(), completion, error, verdict, ms)
+        answer, llm_ms = _timed_llm(llm)
+        return Routed("shadow", "shadow", answer, completion, error, verdict, ms, llm_ms)
     decision = policy.route(messages, tools, task=task)
     if decision.route == "llm" and llm is not None:
-        return Routed("llm", f"route:{decision.rule}", llm())
+        answer, llm_ms = _timed_llm(llm)
+        return Routed("llm", f"route:{decision.rule}", answer, llm_ms=llm_ms)
     completion, error, ms = _try_slm(slm, policy.adapter_for(task))
     verdict = policy.check(error or completion, tools, tool_choice, task=task)  # type: ignore[arg-type]
     if verdict.ok:
@@ -134,7 +150,8 @@ def run_routed(
         if error is not None:
             raise error
         return Routed("slm", verdict.reason, completion, completion, None, verdict, ms)
-    return Routed("llm", verdict.reason, llm(), completion, error, verdict, ms)
+    answer, llm_ms = _timed_llm(llm)
+    return Routed("llm", verdict.reason, answer, completion, error, verdict, ms, llm_ms)
 
 
 async def arun_routed(
@@ -161,10 +178,12 @@ async def arun_routed(
     if shadow and llm is not None:
         completion, error, ms = await try_slm()
         verdict = policy.check(error or completion, tools, tool_choice, task=task)  # type: ignore[arg-type]
-        return Routed("shadow", "shadow", await llm(), completion, error, verdict, ms)
+        answer, llm_ms = await _atimed_llm(llm)
+        return Routed("shadow", "shadow", answer, completion, error, verdict, ms, llm_ms)
     decision = policy.route(messages, tools, task=task)
     if decision.route == "llm" and llm is not None:
-        return Routed("llm", f"route:{decision.rule}", await llm())
+        answer, llm_ms = await _atimed_llm(llm)
+        return Routed("llm", f"route:{decision.rule}", answer, llm_ms=llm_ms)
     completion, error, ms = await try_slm()
     verdict = policy.check(error or completion, tools, tool_choice, task=task)  # type: ignore[arg-type]
     if verdict.ok:
@@ -173,4 +192,5 @@ async def arun_routed(
         if error is not None:
             raise error
         return Routed("slm", verdict.reason, completion, completion, None, verdict, ms)
-    return Routed("llm", verdict.reason, await llm(), completion, error, verdict, ms)
+    answer, llm_ms = await _atimed_llm(llm)
+    return Routed("llm", verdict.reason, answer, completion, error, verdict, ms, llm_ms)

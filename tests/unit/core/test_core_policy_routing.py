@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -262,6 +264,7 @@ async def both(slm_response: Any, *, with_llm: bool = True, **kw: Any) -> tuple[
 def same(x: Routed, y: Routed) -> None:
     assert (x.route, x.reason, x.verdict, x.escalated) == (y.route, y.reason, y.verdict, y.escalated)
     assert (x.slm is None) == (y.slm is None)
+    assert (x.llm_ms is None) == (y.llm_ms is None) == (x.route == "slm")  # timed whenever the LLM ran
     assert type(x.slm_error) is type(y.slm_error)
     if isinstance(x.result, Completion):
         assert x.result.to_dict()["message"] == y.result.to_dict()["message"]
@@ -283,7 +286,7 @@ async def test_routed_escalation_calls_llm_once_and_keeps_slm() -> None:
     (r, calls), (ar, acalls) = await both(call("sub", {}))
     for out, c in ((r, calls), (ar, acalls)):
         assert out.route == "llm" and out.reason == "unknown_tool" and out.escalated
-        assert out.result == "LLM answer"
+        assert out.result == "LLM answer" and out.llm_ms is not None and out.llm_ms >= 0
         assert out.slm is not None and out.slm.invalid_tool_calls[0]["name"] == "sub"
         assert (c.slm_calls, c.llm_calls) == (1, 1)
     same(r, ar)
@@ -392,3 +395,23 @@ def test_load_cases_names_the_line_of_a_bad_expected_call(tmp_path, expected: st
                     '{"messages": [{"role": "user", "content": "x"}], "expected": ' + expected + '}\n')
     with pytest.raises(InvalidRequest, match="cases.jsonl:2"):
         load_cases(path)
+
+
+async def test_routed_times_the_llm_as_it_times_the_slm() -> None:
+    """llm_ms is the time spent in the LLM (sync and async), beside slm_ms."""
+
+    def slow_llm() -> str:
+        time.sleep(0.03)
+        return "LLM answer"
+
+    async def aslow_llm() -> str:
+        await asyncio.sleep(0.03)
+        return "LLM answer"
+
+    slm = FakeRuntime([call("sub", {}), call("sub", {})])
+    sync = run_routed(EscalationPolicy(), MSGS, TOOLS, "auto", slm=lambda: slm.complete(MSGS, TOOLS), llm=slow_llm)
+    asyn = await arun_routed(EscalationPolicy(), MSGS, TOOLS, "auto", slm=lambda: slm.acomplete(MSGS, TOOLS),
+                             llm=aslow_llm)
+    for out in (sync, asyn):
+        assert out.route == "llm" and out.llm_ms is not None and out.llm_ms >= 30
+        assert out.slm_ms < out.llm_ms
