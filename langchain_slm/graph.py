@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
@@ -185,9 +186,11 @@ def escalation_node(
     With ``llm=None`` nothing is re-run: the SLM's answer is kept, with ``route="slm"`` and the
     ``escalation_reason`` recorded.
 
-    With ``capture``, the SLM attempt and the LLM answer are logged and linked as an
-    escalation (the SLM attempt is not logged twice when an
-    :class:`~langchain_slm.SLMCaptureHandler` on the same run already recorded it).
+    With ``capture`` (else the run's :class:`~langchain_slm.SLMCaptureHandler`), the SLM attempt
+    and the LLM answer are logged and linked as an escalation, the same records a router makes:
+    the attempt's ``valid`` is the policy's verdict and it carries the ``escalation_reason``; the
+    LLM answer's ``latency_ms`` is the time the node spent in the LLM. An SLM attempt the
+    handler already logged is not logged twice: it is given the verdict and reason.
 
     Args:
         llm: The chat model to escalate to, or None.
@@ -249,7 +252,7 @@ def escalation_node(
             "task": label,
         }
 
-    def finish(prepared: tuple[Any, ...], answer: Any, stores: list[Any]) -> dict[str, Any]:
+    def finish(prepared: tuple[Any, ...], answer: Any, stores: list[Any], llm_ms: float | None) -> dict[str, Any]:
         last, verdict, label, history = prepared
         if answer is None:  # no LLM: keep the SLM answer, say why it would have escalated
             new = last.model_copy(update={"response_metadata": {**last.response_metadata,
@@ -261,11 +264,13 @@ def escalation_node(
             new = answer.model_copy(update={"id": last.id or answer.id, "response_metadata": meta})
         logged = _capture.call_id_for_message(last)  # the run's handler logged the SLM call
         for target in stores:
+            # the SLM attempt as a router records it (the verdict as valid, the reason): logged
+            # here, or given to the call the handler logged (records.log_step)
             step = records.Step(
                 request=_capture.request_fields(history, tools=tool_spec, tool_choice=tool_choice),
                 context=_capture.graph_context(task=label),
                 route="slm" if answer is None else "llm", reason=verdict.reason,
-                slm=None if logged else {**_capture.answer_fields(last), "valid": False},
+                slm={**_capture.answer_fields(last), "valid": verdict.ok}, llm_ms=llm_ms,
             )  # fmt: skip
             slm_id, llm_id = records.log_step(target, step, slm_id=logged,
                                               answer=_capture.answer_fields(new) if answer is not None else None)
@@ -282,22 +287,26 @@ def escalation_node(
         if prepared is None:
             return {}
         stores = _capture.run_stores(store)  # capture=, else the run's SLMCaptureHandler
-        answer = None
+        answer, llm_ms = None, None
         if runnable is not None:
+            start = time.perf_counter()
             with scope(stores):
                 answer = runnable.invoke(prepared[3], config)
-        return finish(prepared, answer, stores)
+            llm_ms = (time.perf_counter() - start) * 1000
+        return finish(prepared, answer, stores, llm_ms)
 
     async def aescalate(state: Any, config: RunnableConfig) -> dict[str, Any]:
         prepared = prepare(state)
         if prepared is None:
             return {}
         stores = _capture.run_stores(store)
-        answer = None
+        answer, llm_ms = None, None
         if runnable is not None:
+            start = time.perf_counter()
             with scope(stores):
                 answer = await runnable.ainvoke(prepared[3], config)
-        return finish(prepared, answer, stores)
+            llm_ms = (time.perf_counter() - start) * 1000
+        return finish(prepared, answer, stores, llm_ms)
 
     return RunnableLambda(escalate, afunc=aescalate, name="escalate")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -133,6 +134,13 @@ def _annotate(response: ChatResponse, info: dict[str, Any]) -> ChatResponse:
     raw = {**raw} if isinstance(raw, Mapping) else ({} if raw is None else {"raw": raw})
     raw.update(info)
     return response.model_copy(update={"raw": raw, "additional_kwargs": {**response.additional_kwargs, **info}})
+
+
+def _streamed_for(step: _Step, start: float) -> None:
+    """Add the time the LLM's stream took to be read to the step's LLM time (the router timed
+    only its opening), before the step is logged."""
+    if step.capture is not None and step.capture.llm_ms is not None:
+        step.capture.llm_ms += (time.perf_counter() - start) * 1000
 
 
 class RouterLLM(FunctionCallingLLM):
@@ -370,9 +378,10 @@ class RouterLLM(FunctionCallingLLM):
                 self._log_own(step, response)
                 yield response
                 return
-            last = None
+            start, last = time.perf_counter(), None
             for last in routed.result:
                 yield _annotate(last, info)
+            _streamed_for(step, start)
             self._log_own(step, last)
 
         return gen()
@@ -390,9 +399,10 @@ class RouterLLM(FunctionCallingLLM):
                 self._log_own(step, response)
                 yield response
                 return
-            last = None
+            start, last = time.perf_counter(), None
             async for last in routed.result:
                 yield _annotate(last, info)
+            _streamed_for(step, start)
             self._log_own(step, last)
 
         return gen()

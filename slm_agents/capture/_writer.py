@@ -50,9 +50,11 @@ _SQL = {
     "tool_executions": "INSERT OR IGNORE INTO tool_executions ({}) VALUES ({})".format(", ".join(TOOL_COLUMNS), ", ".join("?" * len(TOOL_COLUMNS))),
     "escalations": "INSERT OR REPLACE INTO escalations ({}) VALUES ({})".format(", ".join(ESCALATION_COLUMNS), ", ".join("?" * len(ESCALATION_COLUMNS))),
     "labels": "INSERT OR REPLACE INTO labels ({}) VALUES ({})".format(", ".join(LABEL_COLUMNS), ", ".join("?" * len(LABEL_COLUMNS))),
+    # a call already written, given the verdict and reason of the step it turned out to be
+    "verdicts": "UPDATE calls SET valid = ?, escalation_reason = ? WHERE id = ?",
     "blobs": "INSERT OR IGNORE INTO blobs ({}) VALUES ({})".format(", ".join(BLOB_COLUMNS), ", ".join("?" * len(BLOB_COLUMNS))),
 }  # fmt: skip
-_TABLE_ORDER = ("blobs", "calls", "tool_executions", "escalations", "labels")
+_TABLE_ORDER = ("blobs", "calls", "verdicts", "tool_executions", "escalations", "labels")
 # A row's values in column order, from the dict built by name (one C call, not a generator).
 _CALL_ROW = operator.itemgetter(*CALL_COLUMNS)
 _TOOL_ROW = operator.itemgetter(*TOOL_COLUMNS)
@@ -565,6 +567,8 @@ class Writer:
                     tables = {"tool_executions": [builder.tool(rid, t, rec)]}
                 elif kind == "escalation":
                     tables = {"escalations": [builder.escalation(rid, t, rec)]}
+                elif kind == "verdict":
+                    tables = {"verdicts": [(rec["valid"], rec["escalation_reason"], rid)]}
                 else:
                     tables = {"labels": [builder.label(rid, t, rec)]}
             except Exception as exc:  # noqa: BLE001

@@ -5,7 +5,8 @@ into the plain inputs below; the rules that make a record live here, once:
 
 * text: content parts are joined the way the runtimes render them (:func:`text_of`), tool-call
   arguments are JSON text (:func:`tool_call`);
-* the request: OpenAI messages, tools, ``tool_choice`` and the sampling ``params`` kept
+* the request: OpenAI messages, tools, ``tool_choice`` (``"auto"`` when tools are bound and
+  no choice was made, OpenAI's own default) and the sampling ``params`` kept
   (:data:`PARAM_KEYS`) (:func:`request_fields`);
 * the answer: ``valid`` is False when a call is invalid, True when every call is valid, None
   when there are no calls; ``finish_reason`` defaults to ``"tool_calls"``/``"stop"``
@@ -13,9 +14,11 @@ into the plain inputs below; the rules that make a record live here, once:
 * where the call ran: framework, task, thread, run ids, tags and metadata
   (:func:`context_fields`);
 * a routed step (:class:`Step`): the SLM attempt (route ``"slm"``, or ``"shadow"`` in shadow
-  mode), the LLM answer (route ``"llm"``), both with the step's ``escalation_reason``, and the
-  escalation linking them (:func:`log_step`); the routing facts every face reports come from
-  :meth:`slm_agents.routing.Routed.report`;
+  mode) with the policy's verdict as ``valid``, the LLM answer (route ``"llm"``, timed by the
+  router when its answer carries no latency), both with the step's ``escalation_reason``, and
+  the escalation linking them (:func:`log_step`); an SLM call already logged as an ordinary
+  call gets the step's verdict and reason (:meth:`~slm_agents.capture.CaptureStore.record_verdict`);
+  the routing facts every face reports come from :meth:`slm_agents.routing.Routed.report`;
 * tool executions (:func:`tool_record`), linked to the model call that asked for them;
 * capturing once: :func:`claim` is the one place that stops a call or step from being written
   twice to a store, and :func:`captured_here` marks calls a caller logs itself.
@@ -182,7 +185,19 @@ def request_fields(
     tool_choice: Any = None,
     params: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``messages`` and ``tools`` (OpenAI format), ``tool_choice`` and the sampling ``params``."""
+    """``messages`` and ``tools`` (OpenAI format), ``tool_choice`` and the sampling ``params``.
+
+    With tools and no ``tool_choice``, the choice recorded is ``"auto"`` (what OpenAI does by
+    default), so every face records the same request whether or not it spells the default out.
+
+    Example:
+        >>> tool = {"type": "function", "function": {"name": "add", "parameters": {}}}
+        >>> msgs = [{"role": "user", "content": "2+2"}]
+        >>> request_fields(msgs, tools=[tool])["tool_choice"], request_fields(msgs)["tool_choice"]
+        ('auto', None)
+    """
+    if tools and tool_choice is None:
+        tool_choice = "auto"
     sampling = {k: jsonable(v) for k, v in (params or {}).items() if k in PARAM_KEYS and v is not None}
     return {
         "messages": [dict(m) for m in messages],
@@ -220,7 +235,7 @@ def answer_fields(
         True
     """
     calls = [dict(c) for c in tool_calls or ()] or None
-    invalid = [dict(c) for c in invalid_tool_calls or ()]
+    invalid = [_invalid_call(c) for c in invalid_tool_calls or ()]
     fields = _present({
         "content": text_of(content) or None,
         "tool_calls": calls,
@@ -237,6 +252,16 @@ def answer_fields(
     if invalid:
         fields["metadata"] = {"invalid_tool_calls": invalid}
     return fields
+
+
+def _invalid_call(call: Mapping[str, Any]) -> dict[str, Any]:
+    """A rejected call in the core's shape (``id``, ``name``, ``arguments``, ``error`` and the
+    ``kind`` when known), whatever the framework called its arguments (LangChain: ``args``)."""
+    arguments = call["arguments"] if "arguments" in call else call.get("args")
+    out = {"id": call.get("id"), "name": call.get("name"), "arguments": arguments, "error": call.get("error") or ""}
+    if call.get("kind"):
+        out["kind"] = call["kind"]
+    return out
 
 
 def completion_fields(completion: Completion, *, valid: bool | None = None) -> dict[str, Any]:
@@ -378,7 +403,10 @@ class Step:
         context: :func:`context_fields` of the step (shared by both records).
         route: The step's outcome: ``"slm"``, ``"llm"`` or ``"shadow"``.
         reason: Why the LLM answered (None when the SLM's answer was used).
-        slm: The SLM attempt's fields (:func:`attempt_fields`); None when the SLM did not run.
+        slm: The SLM attempt's fields (:func:`attempt_fields`), ``valid`` being the policy's
+            verdict; None when the SLM did not run.
+        llm_ms: How long the LLM took, as the router measured it (None when it did not run):
+            the LLM answer's ``latency_ms`` when the answer does not say.
     """
 
     request: dict[str, Any]
@@ -386,6 +414,7 @@ class Step:
     route: str
     reason: str | None
     slm: dict[str, Any] | None = None
+    llm_ms: float | None = None
 
     @property
     def llm_answered(self) -> bool:
@@ -408,7 +437,8 @@ def step_from_routed(
     valid = routed.verdict.ok if routed.verdict is not None else None
     slm = attempt_fields(routed.slm, routed.slm_error, valid=valid, latency_ms=routed.slm_ms,
                          model=slm_model, runtime=slm_runtime)  # fmt: skip
-    return Step(request=dict(request), context=dict(context), route=routed.route, reason=routed.reason, slm=slm)
+    return Step(request=dict(request), context=dict(context), route=routed.route, reason=routed.reason, slm=slm,
+                llm_ms=routed.llm_ms)
 
 
 def log_step(
@@ -426,7 +456,9 @@ def log_step(
         step: The step.
         answer: The LLM answer's fields (:func:`answer_fields` or :func:`error_fields`) when
             the LLM answered.
-        slm_id: The SLM attempt's id when it is already in the store (then it is not logged).
+        slm_id: The SLM attempt's id when it is already in the store as an ordinary call (a
+            LangGraph node's handler logged it): it is not logged again, it gets the step's
+            verdict (``step.slm["valid"]``) and ``escalation_reason`` instead.
         context: More context fields for both records (the face's run ids, tags), over
             ``step.context``.
 
@@ -444,8 +476,11 @@ def log_step(
             slm_id = store.log(merge(base, step.slm, {"route": slm_route, "escalation_reason": step.reason}))
             if step.route == "slm":
                 remember_tool_calls(slm_id, step.slm.get("tool_calls"))
+        elif slm_id is not None and step.slm is not None and hasattr(store, "record_verdict"):
+            store.record_verdict(slm_id, valid=step.slm.get("valid"), escalation_reason=step.reason)
         if answer is not None and step.llm_answered:
-            llm_id = store.log(merge(base, answer, {"route": "llm", "escalation_reason": step.reason}))
+            timed = {"latency_ms": step.llm_ms} if answer.get("latency_ms") is None and step.llm_ms is not None else None
+            llm_id = store.log(merge(base, answer, timed, {"route": "llm", "escalation_reason": step.reason}))
             remember_tool_calls(llm_id, answer.get("tool_calls"))
         if slm_id is not None and llm_id is not None and (answer or {}).get("error_type") is None:
             store.link_escalation(slm_id, llm_id, step.reason or step.route)

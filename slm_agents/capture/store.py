@@ -497,6 +497,24 @@ class CaptureStore:
         self._put(("escalation", rid, time.time(), rec))
         return rid
 
+    def record_verdict(self, call_id: str, *, valid: bool | None, escalation_reason: str | None) -> None:
+        """Give the logged call ``call_id`` the verdict of the routed step it turned out to be.
+
+        A LangGraph SLM node's call is logged as an ordinary call when it ends; the escalation
+        node judges it afterwards. This sets its ``valid`` (the policy's verdict) and
+        ``escalation_reason`` as a router sets them on the SLM attempts it logs (see
+        :func:`slm_agents.capture.records.log_step`). Queued like every record, after the call.
+
+        Example:
+            >>> from sqlite_utils import Database
+            >>> store = CaptureStore(Database(memory=True), redactor=None)
+            >>> cid = store.log({"messages": [{"role": "user", "content": "hi"}], "route": "slm"})
+            >>> store.record_verdict(cid, valid=False, escalation_reason="unknown_tool")
+            >>> store.flush(), next(store.db.query("select valid, escalation_reason from calls"))
+            (True, {'valid': 0, 'escalation_reason': 'unknown_tool'})
+        """
+        self._put(("verdict", str(call_id), time.time(), {"valid": valid, "escalation_reason": escalation_reason}))
+
     def label(self, call_or_run_id: str, label: str | None = None, *, score: float | None = None,
               note: str | None = None, **extra: Any) -> str:
         """Attach feedback to a call or a run; returns the label's id."""

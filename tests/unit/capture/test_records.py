@@ -35,7 +35,11 @@ def test_answer_rules_valid_and_finish() -> None:
     assert records.answer_fields(tool_calls=[call])["valid"] is True
     assert records.answer_fields(tool_calls=[call])["finish_reason"] == "tool_calls"
     bad = records.answer_fields(tool_calls=[call], invalid_tool_calls=[{"name": "x", "error": "bad"}])
-    assert bad["valid"] is False and bad["metadata"] == {"invalid_tool_calls": [{"name": "x", "error": "bad"}]}
+    assert bad["valid"] is False and bad["metadata"] == {
+        "invalid_tool_calls": [{"id": None, "name": "x", "arguments": None, "error": "bad"}]}
+    langchain_shape = {"type": "invalid_tool_call", "id": "c9", "name": "x", "args": "{oops", "error": None}
+    assert records.answer_fields(invalid_tool_calls=[langchain_shape])["metadata"] == {
+        "invalid_tool_calls": [{"id": "c9", "name": "x", "arguments": "{oops", "error": ""}]}  # one shape
     assert records.answer_fields(content="", finish_reason="length") == {"finish_reason": "length"}
     parts = [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {}}, {"type": "text", "text": "b"}]
     assert records.answer_fields(content=parts)["content"] == "ab"  # joined as the runtimes join parts
@@ -57,6 +61,12 @@ def test_completion_fields_and_policy_verdict() -> None:
     assert err == {"error_type": "GenerationError", "error_message": "boom", "latency_ms": 2.0, "model": "m",
                    "valid": False}
     assert records.attempt_fields(None, None) is None
+
+
+def test_tools_without_a_choice_record_auto() -> None:
+    assert records.request_fields(MESSAGES, tools=TOOLS)["tool_choice"] == "auto"  # OpenAI's default
+    assert records.request_fields(MESSAGES, tools=TOOLS, tool_choice="required")["tool_choice"] == "required"
+    assert records.request_fields(MESSAGES)["tool_choice"] is None  # no tools: no choice to record
 
 
 def test_resolve_store_same_everywhere(tmp_path: Any) -> None:
@@ -120,6 +130,27 @@ def test_log_step_never_raises_and_skips_a_logged_attempt(store: CaptureStore) -
     assert records.log_step(None, step, answer={"content": "5"}) == (None, None)
     slm_id, _ = records.log_step(store, step, answer=records.answer_fields(content="5"), slm_id="logged-before")
     assert slm_id == "logged-before" and [r["route"] for r in rows(store)] == ["llm"]
+
+
+def test_a_logged_attempt_gets_the_step_verdict_and_reason(store: CaptureStore) -> None:
+    """The SLM call a handler logged as an ordinary call ends up as a router's SLM attempt would."""
+    ordinary = store.log({**records.request_fields(MESSAGES, tools=TOOLS), "route": "slm",
+                          **records.answer_fields(tool_calls=[records.tool_call("c1", "mul", {})])})
+    step = step_of({"tool_calls": [{"name": "mul", "arguments": {}}]})
+    slm_id, llm_id = records.log_step(store, step, answer=records.answer_fields(content="5"), slm_id=ordinary)
+    slm, llm = rows(store)
+    assert (slm["id"], slm["valid"], slm["escalation_reason"]) == (ordinary, 0, "unknown_tool")
+    assert (llm["id"], llm["escalation_reason"]) == (llm_id, "unknown_tool")
+    assert store.db["escalations"].count == 1
+
+
+def test_the_llm_answer_is_timed_by_the_router(store: CaptureStore) -> None:
+    step = step_of({"tool_calls": [{"name": "mul", "arguments": {}}]})
+    assert step.llm_ms is not None and step.llm_ms >= 0
+    step.llm_ms = 12.5
+    records.log_step(store, step, answer=records.answer_fields(content="5"))
+    records.log_step(store, step, answer=records.answer_fields(content="5", latency_ms=40.0))
+    assert [r["latency_ms"] for r in rows(store) if r["route"] == "llm"] == [12.5, 40.0]  # the answer's own wins
 
 
 def test_claims_decide_once_per_store() -> None:

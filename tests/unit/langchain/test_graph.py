@@ -164,15 +164,17 @@ def test_agent_escalates_and_replaces(store: CaptureStore) -> None:
 
 
 def test_escalation_node_links_the_pair_for_the_default_handler(store: CaptureStore) -> None:
-    """No capture= on the agent: the handler on the run logs the SLM call; the node adds the LLM answer and the link."""
+    """No capture= on the agent: the handler on the run logs the SLM call; the node gives it the verdict and
+    reason and adds the LLM answer (timed) and the link."""
     slm = FakeRuntime([{"tool_calls": [{"name": "mul", "arguments": {}}]}, "5"])
     llm = FakeLLM(responses=[AIMessage("", tool_calls=[{"name": "add", "args": {"a": 2, "b": 3}, "id": "L1"}])])
     agent = create_slm_agent(slm, llm, [add], checkpointer=InMemorySaver())
     agent.invoke({"messages": [("user", "2+3?")]}, {**CFG, "callbacks": [SLMCaptureHandler(store)]})
     store.flush()
     rows = list(store.db.query("select * from calls order by id"))
-    assert [(r["route"], r["escalation_reason"]) for r in rows] == [
-        ("slm", None), ("llm", "unknown_tool"), ("slm", None)]
+    assert [(r["route"], r["escalation_reason"], r["valid"]) for r in rows] == [
+        ("slm", "unknown_tool", 0), ("llm", "unknown_tool", 1), ("slm", None, None)]
+    assert rows[1]["latency_ms"] is not None and rows[1]["latency_ms"] >= 0
     (esc,) = store.db.query("select * from escalations")
     assert (esc["slm_call_id"], esc["llm_call_id"], esc["reason"]) == (rows[0]["id"], rows[1]["id"], "unknown_tool")
 

@@ -158,8 +158,9 @@ def test_the_default_handler_alone_captures_a_routed_step_whole(store: CaptureSt
     agent.invoke({"messages": [("user", "where is A1?")]}, {**CFG, "callbacks": [SLMCaptureHandler(store)]})
     store.flush()
     rows = list(store.db.query("select * from calls order by id"))
-    assert [(r["route"], r["escalation_reason"]) for r in rows] == [
-        ("slm", "unknown_tool"), ("llm", "unknown_tool"), ("slm", None)]
+    assert [(r["route"], r["escalation_reason"], r["valid"]) for r in rows] == [
+        ("slm", "unknown_tool", 0), ("llm", "unknown_tool", 1), ("slm", None, 1)]
+    assert rows[1]["latency_ms"] is not None and rows[1]["latency_ms"] >= 0  # the middleware timed the LLM
     (esc,) = store.db.query("select * from escalations")
     assert (esc["slm_call_id"], esc["llm_call_id"], esc["reason"]) == (rows[0]["id"], rows[1]["id"], "unknown_tool")
 

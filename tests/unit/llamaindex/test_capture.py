@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
 import pytest
 from llama_index.core.agent.workflow import FunctionAgent
-from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.base.llms.types import ChatMessage, ChatResponse, ChatResponseGen
+from llama_index.core.llms.callbacks import llm_chat_callback
 from llama_index.core.llms.mock import MockFunctionCallingLLM, MockLLM
 
 from llamaindex_slm import SLM, RouterLLM, slm_agents_capture
@@ -167,3 +171,29 @@ def test_router_own_capture_and_handler_on_one_store_log_once(captured, store, a
     router.chat_with_tools([add_tool], user_msg="1+2?")
     assert [r["route"] for r in captured()] == ["slm", "llm"]
     assert store.db["escalations"].count == 1
+
+
+class SlowStreamLLM(MockFunctionCallingLLM):
+    """Streams its answer in two chunks, 20 ms apart."""
+
+    @llm_chat_callback()
+    def stream_chat(self, messages: Any, **kwargs: Any) -> ChatResponseGen:
+        def gen() -> ChatResponseGen:
+            text = ""
+            for delta in ("It is ", "3."):
+                time.sleep(0.02)
+                text += delta
+                yield ChatResponse(message=ChatMessage(role="assistant", content=text), delta=delta)
+
+        return gen()
+
+
+def test_router_times_a_streamed_llm_answer_to_its_end(captured, store, add_tool) -> None:
+    """The LLM answer's latency covers the whole stream, not only its opening."""
+    rt = FakeRuntime([{"tool_calls": [{"name": "subtract", "arguments": {}}]}])
+    router = RouterLLM(slm=SLM(runtime=rt), llm=SlowStreamLLM(), task="math")
+    chunks = list(router.stream_chat_with_tools([add_tool], user_msg="1+2?"))
+    assert chunks[-1].message.content == "It is 3."
+    slm_row, llm_row = captured()
+    assert (slm_row["valid"], llm_row["route"], llm_row["escalation_reason"]) == (0, "llm", "unknown_tool")
+    assert llm_row["latency_ms"] >= 40
