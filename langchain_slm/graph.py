@@ -263,6 +263,7 @@ def escalation_node(
             meta = {**answer.response_metadata, **metadata(last, verdict, label, "llm")}
             new = answer.model_copy(update={"id": last.id or answer.id, "response_metadata": meta})
         logged = _capture.call_id_for_message(last)  # the run's handler logged the SLM call
+        handler_stores = _capture.run_stores() if logged else []  # ... to its own store only
         for target in stores:
             # the SLM attempt as a router records it (the verdict as valid, the reason): logged
             # here, or given to the call the handler logged (records.log_step)
@@ -272,7 +273,8 @@ def escalation_node(
                 route="slm" if answer is None else "llm", reason=verdict.reason,
                 slm={**_capture.answer_fields(last), "valid": verdict.ok}, llm_ms=llm_ms,
             )  # fmt: skip
-            slm_id, llm_id = records.log_step(target, step, slm_id=logged,
+            in_target = any(target is s for s in handler_stores)
+            slm_id, llm_id = records.log_step(target, step, slm_id=logged if in_target else None,
                                               answer=_capture.answer_fields(new) if answer is not None else None)
             capture_id = llm_id or slm_id
             if capture_id:

@@ -179,6 +179,31 @@ def test_escalation_node_links_the_pair_for_the_default_handler(store: CaptureSt
     assert (esc["slm_call_id"], esc["llm_call_id"], esc["reason"]) == (rows[0]["id"], rows[1]["id"], "unknown_tool")
 
 
+def test_escalation_node_capture_on_another_store_gets_the_whole_step(store: CaptureStore) -> None:
+    """capture= names a store the run's handler does not write to: the node logs the SLM attempt there
+    itself (the handler's id is in the handler's store only); the handler's store keeps its own row."""
+    from langgraph.graph import START, MessagesState, StateGraph
+
+    other = CaptureStore(Database(memory=True), redactor=None)
+    slm = ChatSLM(runtime=FakeRuntime([{"tool_calls": [{"name": "mul", "arguments": {}}]}])).bind_tools([add])
+    llm = FakeLLM(responses=[AIMessage("", tool_calls=[{"name": "add", "args": {"a": 2, "b": 3}, "id": "L1"}])])
+    graph = StateGraph(MessagesState)
+    graph.add_node("agent", lambda state, config: {"messages": [slm.invoke(state["messages"], config)]})
+    graph.add_node("escalate", escalation_node(llm, tools=[add], capture=other, task="agent"))
+    graph.add_edge(START, "agent")
+    graph.add_edge("agent", "escalate")
+    graph.add_edge("escalate", END)
+    graph.compile().invoke({"messages": [HumanMessage("2+3?")]}, {"callbacks": [SLMCaptureHandler(store)]})
+    assert store.flush() and other.flush()
+    mine = list(other.db.query("select * from calls order by id"))
+    assert [(r["route"], r["escalation_reason"], r["valid"]) for r in mine] == [
+        ("slm", "unknown_tool", 0), ("llm", "unknown_tool", 1)]
+    (esc,) = other.db.query("select * from escalations")
+    assert (esc["slm_call_id"], esc["llm_call_id"]) == (mine[0]["id"], mine[1]["id"])
+    assert [r["route"] for r in store.db.query("select route from calls")] == ["slm"]
+    other.close()
+
+
 def test_agent_capture_and_user_handler_do_not_double_log(store: CaptureStore) -> None:
     agent = create_slm_agent(FakeRuntime([GOOD, "5"]), None, [add], capture=store)
     agent.invoke({"messages": [("user", "2+3?")]}, {"callbacks": [SLMCaptureHandler(store)]})
