@@ -55,6 +55,15 @@ def test_small_talk_overlaps_no_tool() -> None:
     assert request_features(user("Thanks so much!"), [WEATHER])["chat"] == 1.0
 
 
+def test_time_words_in_small_talk_ask_nothing_live() -> None:
+    greeting = request_features(user("Hello! How are you today?"), [WEATHER])
+    assert greeting["chat"] == 1.0 and greeting["live"] == 0.0
+    asking = request_features(user("What's the weather like today?"), [WEATHER])
+    assert asking["chat"] == 0.0 and asking["live"] == 1.0
+    shipped = calibration_for("SmolLM2-135M-Instruct.Q4_1.gguf")
+    assert shipped.p_call({**greeting, "model": 0.0}) < shipped.threshold < shipped.p_call({**asking, "model": 0.0})
+
+
 def test_slots_see_numbers_enums_and_addresses() -> None:
     assert request_features(user("convert 5 km please"), [CONVERT])["slots"] == 1.0
     assert request_features(user("convert something"), [CONVERT])["slots"] == 0.0
