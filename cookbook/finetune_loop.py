@@ -46,7 +46,7 @@ def main() -> None:
 
     quick = bool(os.environ.get("SLM_AGENTS_COOKBOOK_QUICK")) and not args.full  # the smallest run (smoke tests)
     config = TrainConfig(batch_size=8 if args.full else 2 if quick else 4, max_steps=None if args.full else 2,
-                         lr=2e-4 if args.full else 1e-3)
+                         lr=1e-3)
     result = finetune(open_db(work / "capture.db"), "support", work / "run", config=config, min_examples=10,
                       progress=False, evaluate_after=False)
     print(f"2. trained {result.card['training']['steps']} steps in {result.card['training']['seconds']:.0f} s: "

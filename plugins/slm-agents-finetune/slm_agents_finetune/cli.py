@@ -35,7 +35,7 @@ def _policy_path(path: str | None) -> str:
 @click.option("--dropout", type=float, default=0.05, show_default=True, help="LoRA dropout.")
 @click.option("--targets", default="q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj", show_default=True,
               help="Comma-separated projections to adapt.")
-@click.option("--lr", type=float, default=2e-4, show_default=True, help="Learning rate (AdamW, linear decay).")
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Learning rate (AdamW, linear decay).")
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--micro-batch", type=int, default=2, show_default=True,
               help="Examples per forward pass (gradients accumulated to --batch-size): lower it to save memory.")

@@ -36,7 +36,7 @@ class TrainConfig:
     dropout: float = 0.05
     targets: tuple[str, ...] = DEFAULT_TARGETS
     epochs: int = 1
-    lr: float = 2e-4
+    lr: float = 1e-3  # one epoch of ~200 examples is ~25 steps: 2e-4 left the loss at 0.3-0.5 (bench/finetune.py)
     batch_size: int = 8
     max_length: int = 1024
     micro_batch: int = 2  # examples per forward pass; the batch's gradients are accumulated (memory)
