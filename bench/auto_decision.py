@@ -129,8 +129,7 @@ def compare_formats(rt: LlamaCppRuntime, cases: list[dict[str, Any]]) -> None:
 
 
 def ttft(rt: LlamaCppRuntime, case: dict[str, Any], max_tokens: int) -> float:
-    with rt.lock:
-        rt.llama.reset()  # cold: both arms evaluate the whole prompt
+    rt.clear_prefix_cache()  # cold: both arms evaluate the whole prompt (nothing live, nothing cached)
     for chunk in rt.stream(case["messages"], case["tools"], "auto", max_tokens=max_tokens):
         if chunk.completion is not None:
             return float(chunk.completion.ttft_ms or chunk.completion.latency_ms)
