@@ -196,6 +196,15 @@ class OpenAICompatRuntime(BaseRuntime):
         wait = min(0.5 * 2 ** attempt, 8.0)
         return wait if time.monotonic() + wait < deadline else None
 
+    def _wait_or_raise(self, e: Exception, attempt: int, deadline: float, budget: float) -> float:
+        """After a failed post: the seconds to wait before retrying, or the typed error to raise."""
+        if time.monotonic() >= deadline:
+            raise self._timeout(budget) from e
+        wait = self._retry_wait(e, attempt, deadline)
+        if wait is None:
+            raise self._translate(e, budget) from e
+        return wait
+
     def _post_sync(self, kwargs: dict[str, Any], budget: float) -> Any:
         deadline = time.monotonic() + budget
         attempt = 0
@@ -217,12 +226,7 @@ class OpenAICompatRuntime(BaseRuntime):
             except SLMAgentsError:
                 raise
             except Exception as e:  # noqa: BLE001 - every failure becomes a typed error
-                if time.monotonic() >= deadline:
-                    raise self._timeout(budget) from e
-                wait = self._retry_wait(e, attempt, deadline)
-                if wait is None:
-                    raise self._translate(e, budget) from e
-                time.sleep(wait)
+                time.sleep(self._wait_or_raise(e, attempt, deadline, budget))
                 attempt += 1
 
     async def _post_async(self, kwargs: dict[str, Any], budget: float) -> Any:
@@ -250,13 +254,8 @@ class OpenAICompatRuntime(BaseRuntime):
                 raise
             except (asyncio.TimeoutError, TimeoutError) as e:
                 raise self._timeout(budget) from e
-            except Exception as e:  # noqa: BLE001
-                if time.monotonic() >= deadline:
-                    raise self._timeout(budget) from e
-                wait = self._retry_wait(e, attempt, deadline)
-                if wait is None:
-                    raise self._translate(e, budget) from e
-                await asyncio.sleep(wait)
+            except Exception as e:  # noqa: BLE001 - every failure becomes a typed error
+                await asyncio.sleep(self._wait_or_raise(e, attempt, deadline, budget))
                 attempt += 1
 
     def _response(self, req: Request, resp: Any, start: float) -> Completion:

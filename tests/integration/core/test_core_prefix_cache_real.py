@@ -135,9 +135,14 @@ def test_stats_report_model_kv_and_cache_memory(cold: LlamaCppRuntime) -> None:
     assert stats["slots"] == 1
     # SmolLM2-135M: 30 layers x (3 KV heads x 64) x K and V x f16
     assert stats["kv_bytes_per_token"] == 30 * 3 * 64 * 2 * 2
-    # what a cached prefix really holds: its tokens' KV, plus a small header
-    prefix_tokens = max(len(k[1]) for k in cold._loaded.cache._entries)
-    assert 1.0 <= stats["cache_bytes"] / (prefix_tokens * stats["kv_bytes_per_token"]) < 1.01
+    # what each cached prefix really holds, as llama.cpp saved it: its tokens' KV plus a small header;
+    # cache_bytes is their sum
+    entries = list(cold._loaded.cache._entries.values())
+    assert len(entries) == stats["cache_entries"] >= 1
+    for entry in entries:
+        kv = len(entry.tokens) * stats["kv_bytes_per_token"]
+        assert kv <= entry.nbytes < 1.01 * kv, (entry.nbytes, kv)
+    assert stats["cache_bytes"] == sum(entry.nbytes for entry in entries)
 
 
 def write_tiny_adapter(path: Path) -> Path:
