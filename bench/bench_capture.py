@@ -1,15 +1,17 @@
 """Benchmark the capture store: hot-path enqueue cost, sustained write throughput, bytes per call.
 
-Run:  python bench/bench_capture.py [--calls 50000] [--no-redaction-only]
+Run:  python bench/bench_capture.py [--calls 50000]
 
-Records are realistic agent steps: a shared ~1.5 kB system prompt, three bound tools, a growing
-conversation (the history is re-sent every turn, as agents do), a user message with some PII,
-an assistant answer with a tool call, usage, latency and ids.
+Records are the model calls of agent runs (8 in flight, interleaved): a shared ~1.5 kB system
+prompt, three bound tools, and a history re-sent on every call that grows by the assistant's tool
+call and the tool's JSON result; the user's message, the tool results and the final answer carry
+PII; usage, latency and ids as a face logs them.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import resource
@@ -30,28 +32,68 @@ TOOLS = [
 ]
 
 
-def make_record(i: int, rng: random.Random) -> dict:
-    turns = [{"role": "system", "content": SYSTEM}]
-    for t in range(rng.randint(0, 3)):
-        turns.append({"role": "user", "content": f"Earlier question {t} about order A{1000 + t}"})
-        turns.append({"role": "assistant", "content": f"Earlier answer {t}: your order ships Monday."})
-    turns.append({"role": "user", "content": (
-        f"Hi, I'm customer {i}. My order A{i:06d} never arrived; email me at user{i}@example.com "
-        f"or call +1 415 555 {i % 10000:04d}. I paid {rng.randint(5, 500)} dollars last week."
-    )})
-    return {
-        "run_id": f"run-{i // 5}", "thread_id": f"thread-{i // 20}", "framework": "langgraph",
-        "task": rng.choice(["lookup", "refund", "triage"]), "runtime": "llamacpp",
-        "model": "SmolLM2-135M-Instruct-Q4_1", "route": rng.choice(["slm", "slm", "slm", "llm"]),
-        "messages": turns, "tools": TOOLS, "tool_choice": "auto",
-        "params": {"temperature": 0.0, "max_tokens": 256},
-        "content": None,
-        "tool_calls": [{"id": f"call_{i}", "type": "function",
-                        "function": {"name": "lookup_order", "arguments": f'{{"order_id": "A{i:06d}"}}'}}],
-        "finish_reason": "tool_calls", "valid": True, "confidence": 0.93,
-        "latency_ms": rng.uniform(80, 400), "ttft_ms": rng.uniform(20, 60),
-        "input_tokens": rng.randint(400, 900), "output_tokens": rng.randint(10, 40),
-    }
+CONCURRENT = 8  # conversations in flight at once: their calls interleave, as several agents' do
+
+
+def _conversation(c: int, rng: random.Random) -> list[dict]:
+    """The model calls of one agent run: look the order up, then refund it or hand over to a human.
+
+    Every call re-sends the whole history (system prompt, the user's message, each earlier
+    assistant tool call and its tool result); what is new per call is a tool result or the user's
+    message, and the model's answer. The user's message, the tool results and the final answer
+    carry PII (names, e-mail, phone, address), as customer data does.
+    """
+    name, email, phone = f"Jane Roe{c}", f"jane.roe{c}@example.com", f"+1 415 555 {c % 10000:04d}"
+    order, amount = f"A{c:06d}", rng.randint(5, 500)
+    history: list[dict] = [
+        {"role": "system", "content": SYSTEM},
+        {"role": "user", "content": (
+            f"Hi, I'm {name}. My order {order} never arrived; email me at {email} or call {phone}. "
+            f"I paid {amount} dollars last week.")},
+    ]
+    results = [
+        json.dumps({"order_id": order, "status": "lost in transit", "carrier": "UPS",
+                    "customer": {"name": name, "email": email, "phone": phone,
+                                 "address": f"{c % 900 + 100} Market St, San Francisco"},
+                    "amount": amount, "shipped": "2025-05-02"}),
+        json.dumps({"refund_id": f"R{c:07d}", "order_id": order, "status": "approved", "amount": amount}),
+    ]
+    steps = rng.choice((2, 3))  # 3: lookup, refund, answer; 2: lookup, hand over to a human
+    calls = []
+    for step in range(steps):
+        base = {
+            "run_id": f"run-{c}", "thread_id": f"thread-{c}", "framework": "langgraph", "task": "refund",
+            "runtime": "llamacpp", "model": "SmolLM2-135M-Instruct-Q4_1", "route": rng.choice(["slm", "slm", "slm", "llm"]),
+            "messages": list(history), "tools": TOOLS, "tool_choice": "auto",
+            "params": {"temperature": 0.0, "max_tokens": 256},
+            "valid": True, "confidence": 0.93, "latency_ms": rng.uniform(80, 400), "ttft_ms": rng.uniform(20, 60),
+            "input_tokens": rng.randint(400, 900), "output_tokens": rng.randint(10, 40),
+        }
+        if step == steps - 1:  # the final answer
+            text = (f"I've refunded {amount} dollars for order {order}; the confirmation goes to {email}."
+                    if steps == 3 else f"I've passed order {order} to a colleague, who will call you on {phone}.")
+            calls.append({**base, "content": text, "tool_calls": None, "finish_reason": "stop"})
+            break
+        fn, args = (("lookup_order", {"order_id": order}) if step == 0
+                    else ("refund_payment", {"order_id": order, "amount": amount}))
+        tool_calls = [{"id": f"call_{c}_{step}", "type": "function",
+                       "function": {"name": fn, "arguments": json.dumps(args)}}]
+        calls.append({**base, "content": None, "tool_calls": tool_calls, "finish_reason": "tool_calls"})
+        history.append({"role": "assistant", "content": "", "tool_calls": tool_calls})
+        history.append({"role": "tool", "tool_call_id": f"call_{c}_{step}", "name": fn, "content": results[step]})
+    return calls
+
+
+def make_records(n: int, rng: random.Random) -> list[dict]:
+    """``n`` call records of agent runs, ``CONCURRENT`` runs interleaved call by call."""
+    records: list[dict] = []
+    c = 0
+    while len(records) < n:
+        group = [_conversation(c + k, rng) for k in range(CONCURRENT)]
+        c += CONCURRENT
+        for step in range(max(len(calls) for calls in group)):
+            records.extend(calls[step] for calls in group if step < len(calls))
+    return records[:n]
 
 
 def _cpu() -> float:
@@ -61,7 +103,7 @@ def _cpu() -> float:
 
 def bench(label: str, redactor: Redactor | None, n: int) -> None:
     rng = random.Random(0)
-    records = [make_record(i, rng) for i in range(n)]
+    records = make_records(n, rng)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "bench.db")
         # 1. hot path: per-call enqueue cost while the writer runs
