@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import hashlib
+import itertools
 import json
 import logging
 import operator
@@ -380,6 +382,44 @@ class RowBuilder:
         return _LABEL_ROW(row)
 
 
+# Tables inserted with multi-row ``INSERT ... VALUES (...), (...)`` statements. One statement for many
+# rows is one sqlite3_step, during which sqlite3 releases the GIL: the build thread keeps working
+# meanwhile (executemany takes the GIL back after every row, and waits for it each time).
+_MULTI_ROW = frozenset({"blobs", "calls", "tool_executions"})
+_MAX_CHUNK = 128  # rows per statement at most; chunks are powers of two: few statements to prepare
+
+
+@functools.lru_cache(maxsize=64)
+def _multi_row_sql(table: str, rows: int) -> str:
+    head, values = _SQL[table].split(" VALUES ")
+    return f"{head} VALUES {', '.join([values] * rows)}"
+
+
+def _chunk_rows(conn: sqlite3.Connection, width: int) -> int:
+    """The largest power of two of rows (at most _MAX_CHUNK) whose parameters SQLite accepts."""
+    getlimit = getattr(conn, "getlimit", None)  # Python 3.11+; older SQLite allowed 999 parameters
+    limit = getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) if getlimit is not None else 999
+    rows = _MAX_CHUNK
+    while rows > 1 and rows * width > limit:
+        rows //= 2
+    return rows
+
+
+def _insert_rows(conn: sqlite3.Connection, table: str, rows: list[tuple[Any, ...]]) -> int:
+    """Insert ``rows`` into ``table`` by chunks of a power of two; returns how many were stored."""
+    largest = _chunk_rows(conn, len(rows[0]))
+    stored = 0
+    start = 0
+    while start < len(rows):
+        size = largest
+        while size > len(rows) - start:
+            size //= 2
+        chunk = rows[start:start + size]
+        stored += conn.execute(_multi_row_sql(table, size), list(itertools.chain.from_iterable(chunk))).rowcount
+        start += size
+    return stored
+
+
 def _is_lock_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     return isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text)
@@ -640,10 +680,14 @@ class Writer:
                     duplicates = 0
                     for table in _TABLE_ORDER:
                         table_rows = merged.get(table)
-                        if table_rows:
-                            cursor = conn.executemany(_SQL[table], table_rows)
-                            if table in _KEEP_FIRST and cursor.rowcount >= 0:
-                                duplicates += len(table_rows) - cursor.rowcount
+                        if not table_rows:
+                            continue
+                        if table in _MULTI_ROW:
+                            stored = _insert_rows(conn, table, table_rows)
+                        else:
+                            stored = conn.executemany(_SQL[table], table_rows).rowcount
+                        if table in _KEEP_FIRST and stored >= 0:
+                            duplicates += len(table_rows) - stored
                     # the counters as they will be once this transaction commits
                     self._upsert_session(conn, self.written + len(batch) - duplicates,
                                          self.duplicates + duplicates, closed=False)

@@ -38,6 +38,7 @@ import base64
 import binascii
 import bisect
 import functools
+import hashlib
 import ipaddress
 import json
 import math
@@ -105,7 +106,9 @@ _DATA_URL = re.compile(r"data:([A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+)?(?:;[A-Za-z0-9.+
 _BEARER = re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{16,}=*)")
 _API_KEY_PREFIXES = ("sk-", "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "gh", "github_pat_", "xox", "AIza",
                      "_live_", "_test_", "glpat-", "hf_")
-_API_KEY_PREFIX = re.compile("|".join(re.escape(p) for p in _API_KEY_PREFIXES))
+# One of the prefixes each _API_KEYS branch starts with; ``gh`` only as ``gh[pousr]_`` (plain "gh"
+# is in "through", "high"...).
+_API_KEY_PREFIX = re.compile("|".join("gh[pousr]_" if p == "gh" else re.escape(p) for p in _API_KEY_PREFIXES))
 _API_KEYS = re.compile(
     r"(?<![A-Za-z0-9_-])(?:"
     r"sk-(?:proj-|ant-(?:api\d\d-)?|live-|test-)?[A-Za-z0-9_-]{20,}"
@@ -121,6 +124,19 @@ _API_KEYS = re.compile(
 )
 _SECRET_WORDS = ("key", "secret", "token", "passw", "pwd")
 _SECRET_WORD = re.compile("|".join(_SECRET_WORDS), re.IGNORECASE)
+
+
+def _has_secret_word(text: str) -> bool:
+    """``_SECRET_WORD.search(text)``: ASCII text is lowered and searched with ``in`` (many times
+    faster than a case-insensitive alternation); other text keeps the regex and its case folding."""
+    if text.isascii():
+        lowered = text.lower()
+        for word in _SECRET_WORDS:  # noqa: SIM110 - a plain loop: no generator per text
+            if word in lowered:
+                return True
+        return False
+    return _SECRET_WORD.search(text) is not None
+
 _SECRET_NAME = r"(?:api[_-]?key|apikey|access[_-]?key|secret(?:[_-]?key)?|client[_-]?secret|(?:access|auth|refresh|api)?[_-]?token|password|passwd|pwd)"
 _KEY_VALUE = re.compile(
     r"(?i)(?<![A-Za-z0-9])" + _SECRET_NAME + r"[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9_\-./+=~]{12,})"
@@ -141,9 +157,17 @@ _PHONE = re.compile(
 
 
 def _find_email(text: str) -> Iterable[Span]:
-    if "@" in text:
-        for m in _EMAIL.finditer(text):
-            yield m.span()
+    # What _EMAIL.finditer finds, scanning only from 64 characters before each "@": a match holds an
+    # "@" and at most 64 characters before it, and the pattern looks at nothing before its start.
+    pos = 0
+    at = text.find("@")
+    while at >= 0:
+        m = _EMAIL.search(text, max(pos, at - 64))
+        if m is None:
+            return
+        yield m.span()
+        pos = m.end()
+        at = text.find("@", pos)
 
 
 def _find_private_key(text: str) -> Iterable[Span]:
@@ -179,7 +203,7 @@ def _find_bearer(text: str) -> Iterable[Span]:
 def _find_api_key(text: str) -> Iterable[Span]:
     if _API_KEY_PREFIX.search(text) is not None:
         yield from (m.span() for m in _API_KEYS.finditer(text))
-    if ("=" in text or ":" in text) and _SECRET_WORD.search(text) is not None:
+    if ("=" in text or ":" in text) and _has_secret_word(text):
         for m in _KEY_VALUE.finditer(text):
             value = m.group(1).rstrip(".")
             has_digit = any(c.isdigit() for c in value)
@@ -236,8 +260,13 @@ def _find_ipv4(text: str, pos: int = 0, endpos: int = _END) -> Iterable[Span]:
         yield m.span()
 
 
+# Every _IPV6 match has two colons with at most four hex digits between them (its ``{2,7}``
+# groups): a text without that (JSON's ``": "``, times like 10:30) cannot hold one.
+_IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
+
+
 def _find_ipv6(text: str) -> Iterable[Span]:
-    if "::" in text or text.count(":") >= 7:
+    if ("::" in text or text.count(":") >= 7) and _IPV6_HINT.search(text) is not None:
         for m in _IPV6.finditer(text):
             candidate = m.group()
             if sum(c.isalnum() for c in candidate) < 3:
@@ -251,14 +280,19 @@ def _find_ipv6(text: str) -> Iterable[Span]:
 
 def _find_phone(text: str, pos: int = 0, endpos: int = _END) -> Iterable[Span]:
     for m in _PHONE.finditer(text, pos, endpos):
-        digits = sum(c.isdigit() for c in m.group())
+        found = m.group()
+        if found.isascii():
+            digits = len(found) - len(found.encode("ascii").translate(None, _DIGITS))
+        else:
+            digits = sum(c.isdigit() for c in found)
         if 7 <= digits <= 15:
             yield m.span()
 
 
 _DIGITS = b"0123456789"
 _DROP_DIGITS = str.maketrans("", "", "0123456789")
-_DROP_RUN_SEPARATORS = str.maketrans("", "", " ().+-")
+_RUN_SEPARATORS = b" ().+-"
+_DROP_RUN_SEPARATORS = str.maketrans("", "", _RUN_SEPARATORS.decode())
 
 #: The built-in detectors, in priority order (an earlier kind wins an overlap).
 DEFAULT_KINDS: dict[str, Callable[[str], Iterable[Span]]] = {
@@ -289,8 +323,8 @@ _RUN_FINDERS: dict[str, tuple[Callable[..., Iterable[Span]], int]] = {
 
 def _count_digits(text: str) -> int:
     """Digits in ``text`` as the detectors' ``\\d`` counts them (any script's decimal digits)."""
-    if text.isascii():
-        return len(text) - len(text.translate(_DROP_DIGITS))
+    if text.isascii():  # bytes.translate deletes in C, several times faster than str.translate
+        return len(text) - len(text.encode("ascii").translate(None, _DIGITS))
     return sum(1 for c in text if c.isdecimal())
 
 
@@ -300,7 +334,9 @@ def _number_runs(text: str) -> list[tuple[int, int, int, int, int]]:
     for m in _NUMBER_RUN.finditer(text):  # a run of fewer than 4 digits is too short for every kind
         run = m.group()
         # what is left without the separators are the digits (any script's, as the detectors' \d)
-        runs.append((m.start(), m.end(), len(run.translate(_DROP_RUN_SEPARATORS)), run.count("-"), run.count(".")))
+        digits = len(run.encode("ascii").translate(None, _RUN_SEPARATORS)) if run.isascii() else \
+            len(run.translate(_DROP_RUN_SEPARATORS))
+        runs.append((m.start(), m.end(), digits, run.count("-"), run.count(".")))
     return runs
 
 
@@ -322,6 +358,10 @@ _NUMBER_KINDS = frozenset({"CARD", "SSN", "IP", "PHONE"})
 # before the finder is called at all).
 _NEEDLES = {"PRIVATE_KEY": ("PRIVATE KEY",), "JWT": ("eyJ",), "TOKEN": ("earer", "EARER"), "EMAIL": ("@",)}
 _KIND_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+# The findings cache: texts longer than this are not remembered; the texts kept as keys (those with
+# no finding) hold at most this many characters together.
+_CACHE_MAX_TEXT = 65536
+_CACHE_MAX_CHARS = 4_000_000
 
 # Structure of the OpenAI message / tool-call envelope: kept as is, but only at these positions
 # (inside arguments, results and metadata the same keys are redacted like any other text).
@@ -404,7 +444,9 @@ class Redactor:
         plugins: Also ask installed plugins (the ``register_redactors`` hook).
         cache_size: How many distinct strings' findings to remember (system prompts and the
             history of a conversation are re-sent on every call; remembering them makes
-            redaction of a long conversation cheap).
+            redaction of a long conversation cheap). A text in which something was found is
+            remembered by its SHA-256 digest only, never as text: the cache keeps no PII it found.
+            0 turns the cache off.
 
     Example:
         >>> r = Redactor(patterns={"EMPLOYEE_ID": r"\\bE\\d{6}\\b"})
@@ -441,8 +483,9 @@ class Redactor:
             from ..plugins import get_plugin_manager
 
             get_plugin_manager().hook.register_redactors(register=self.add)
-        self._cache: OrderedDict[str, tuple[tuple[int, int, str], ...]] = OrderedDict()
+        self._cache: OrderedDict[str | bytes, tuple[tuple[int, int, str], ...]] = OrderedDict()
         self._cache_size = cache_size
+        self._cache_chars = 0  # characters of the texts kept as keys (the ones with no finding)
         self._cache_lock = threading.Lock()
 
     @classmethod
@@ -472,29 +515,51 @@ class Redactor:
         finder = _as_finder(detector)
         self._finders = [(k, f) for k, f in self._finders if k != name] + [(name, finder)]
         if hasattr(self, "_cache"):
-            with self._cache_lock:
-                self._cache.clear()
+            self.clear_cache()  # findings of the old set of detectors no longer hold
+
+    def clear_cache(self) -> None:
+        """Forget every remembered finding (the store calls this when it closes)."""
+        with self._cache_lock:
+            self._cache.clear()
+            self._cache_chars = 0
 
     # -- finding ---------------------------------------------------------------------------------
     def find(self, text: str) -> tuple[tuple[int, int, str], ...]:
-        """Non-overlapping ``(start, end, kind)`` findings in ``text``, in order."""
+        """Non-overlapping ``(start, end, kind)`` findings in ``text``, in order.
+
+        Findings are remembered (see ``cache_size``): a text with none under the text itself (it
+        holds nothing to hide: it is stored as it is), a text with some under its SHA-256 digest,
+        so that no text in which PII or a secret was found stays in memory because of the cache.
+        The result depends only on the text and the detectors, so a remembered one is exact.
+        """
         if len(text) < 6 or not self._finders:
             return ()
-        cacheable = len(text) <= 65536
-        if cacheable:
-            hit = self._cache.get(text)
-            if hit is not None:
-                return hit
+        if len(text) > _CACHE_MAX_TEXT or not self._cache_size:
+            return self._resolve(text, None)
+        cache = self._cache
+        hit = cache.get(text)
+        if hit is not None:
+            return hit
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        hit = cache.get(digest)
+        if hit is not None:
+            return hit
         result = self._resolve(text, None)
-        if cacheable and len(text) >= 24:
-            self._remember(text, result)
+        self._remember(digest if result else text, result)
         return result
 
-    def _remember(self, text: str, result: tuple[tuple[int, int, str], ...]) -> None:
+    def _remember(self, key: str | bytes, result: tuple[tuple[int, int, str], ...]) -> None:
         with self._cache_lock:
-            self._cache[text] = result
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            cache = self._cache
+            if key in cache:
+                return
+            cache[key] = result
+            if type(key) is str:
+                self._cache_chars += len(key)
+            while cache and (len(cache) > self._cache_size or self._cache_chars > _CACHE_MAX_CHARS):
+                old, _ = cache.popitem(last=False)  # the oldest first
+                if type(old) is str:
+                    self._cache_chars -= len(old)
 
     def _plan(self) -> list[tuple[str, Callable[[str], Iterable[Span]], int, bool, tuple[str, ...]]]:
         """Per detector: kind, finder, digits the text needs, whether number runs can rule it out,
@@ -586,7 +651,7 @@ class RedactionSession:
         self.redactor = redactor
         self.counts: Counter[str] = Counter()
         self._numbers: dict[tuple[str, str], str] = {}
-        self._next: Counter[str] = Counter()
+        self._next: dict[str, int] = {}
         #: Media types of the base64 ``data:`` URLs kept unredacted, with their counts.
         self.data_urls: Counter[str] = Counter()
 
@@ -599,8 +664,8 @@ class RedactionSession:
         key = (kind, found)
         placeholder = self._numbers.get(key)
         if placeholder is None:
-            self._next[kind] += 1
-            placeholder = f"<{kind}_{self._next[kind]}>"
+            number = self._next[kind] = self._next.get(kind, 0) + 1
+            placeholder = f"<{kind}_{number}>"
             self._numbers[key] = placeholder
         return placeholder
 
@@ -638,7 +703,7 @@ class RedactionSession:
 
     def json_string(self, value: str) -> str:
         """Redact a JSON document given as a string (tool-call arguments): values only."""
-        if "\\" not in value and _SECRET_WORD.search(value) is None and not self.redactor.find(value):
+        if "\\" not in value and not _has_secret_word(value) and not self.redactor.find(value):
             return value  # nothing found in the whole text, no secret-named key: nothing to do
         try:
             parsed = json.loads(value)
@@ -708,6 +773,14 @@ class RedactionSession:
             self._stats["truncated"] = self._stats.get("truncated", 0) + 1
         return self._string(v, key)
 
+    def _content(self, v: str) -> str:
+        """A message's text content: ``_str(v, "content")`` without the key checks (``content``
+        is neither ``arguments`` nor a secret's name)."""
+        limit = self._limit
+        if limit is not None and len(v) > limit:
+            return self._str(v, "content")
+        return self.text(v)
+
     def _any(self, v: Any, key: str | None, depth: int = 0) -> Any:
         t = type(v)
         if t is str:
@@ -732,7 +805,7 @@ class RedactionSession:
         out: dict[str, Any] = {}
         for k, v in m.items():
             if k == "content" and type(v) is str:
-                out[k] = self._str(v, k)
+                out[k] = self._content(v)
             elif type(v) is str and (k in _MESSAGE_KEYS or (k == "name" and tool_role)):
                 out[k] = v
             elif k == "content" and type(v) is list:

@@ -400,6 +400,8 @@ class CaptureStore:
         self._finalizer.detach()
         lost = _shutdown(self._writer, self._inline, self._db if self._owns_db else None, timeout)
         _live_stores.discard(self)
+        if self.redactor is not None:
+            self.redactor.clear_cache()  # texts remembered for their findings need not outlive the store
         return lost
 
     async def aclose(self, timeout: float | None = 10.0) -> int:
