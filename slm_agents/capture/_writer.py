@@ -387,6 +387,27 @@ class RowBuilder:
 # meanwhile (executemany takes the GIL back after every row, and waits for it each time).
 _MULTI_ROW = frozenset({"blobs", "calls", "tool_executions"})
 _MAX_CHUNK = 128  # rows per statement at most; chunks are powers of two: few statements to prepare
+# SQLite copies every bound text until the statement ends: a table's rows go one by one
+# (executemany) when one of them holds more than this many characters in its long text columns.
+_MULTI_ROW_MAX_CHARS = 1 << 16
+_LONG_TEXT = frozenset({"messages", "content", "tool_calls", "metadata", "error_message", "params", "tags",
+                        "arguments", "result"})
+_LONG_INDEXES = {table: tuple(i for i, name in enumerate(columns.names(table)) if name in _LONG_TEXT)
+                 for table in _MULTI_ROW}
+
+
+def _short_rows(table: str, rows: list[tuple[Any, ...]]) -> bool:
+    """No row holds more than _MULTI_ROW_MAX_CHARS characters in its long text columns."""
+    indexes = _LONG_INDEXES[table]
+    for row in rows:
+        size = 0
+        for i in indexes:
+            value = row[i]
+            if type(value) is str:
+                size += len(value)
+        if size > _MULTI_ROW_MAX_CHARS:
+            return False
+    return True
 
 
 @functools.lru_cache(maxsize=64)
@@ -682,7 +703,7 @@ class Writer:
                         table_rows = merged.get(table)
                         if not table_rows:
                             continue
-                        if table in _MULTI_ROW:
+                        if table in _MULTI_ROW and _short_rows(table, table_rows):
                             stored = _insert_rows(conn, table, table_rows)
                         else:
                             stored = conn.executemany(_SQL[table], table_rows).rowcount

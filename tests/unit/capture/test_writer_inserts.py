@@ -59,3 +59,26 @@ def test_chunks_fit_the_parameter_limit_of_old_sqlite() -> None:
     rows.append(rows[0])  # a duplicate: ignored
     assert _writer._insert_rows(_OldSQLite(conn), "calls", rows) == 100  # type: ignore[arg-type]
     assert conn.execute("select count(*) from calls").fetchone() == (100,)
+
+
+def test_a_batch_with_a_long_row_goes_row_by_row_and_is_stored_whole(tmp_path, monkeypatch) -> None:
+    multi_row: list[str] = []  # ids of the call rows inserted by multi-row statements
+    insert_rows = _writer._insert_rows
+
+    def spy(conn, table, rows):
+        multi_row.extend(row[0] for row in rows if table == "calls")
+        return insert_rows(conn, table, rows)
+
+    monkeypatch.setattr(_writer, "_insert_rows", spy)
+    store = CaptureStore(tmp_path / "c.db", redactor=None, batch_size=100)
+    for i in range(20):
+        store.log({"id": f"c{i}", "messages": [{"role": "user", "content": "hi"}],
+                   "content": "x" * (70_000 if i == 7 else 10)})  # an answer is never a blob
+    assert store.flush()
+    assert store.db["calls"].count == 20 and store.stats.written == 20
+    assert "c7" not in multi_row  # the long row (and its batch) went through executemany
+    assert len(store.get_call("c7")["content"]) == 70_000
+    store.close()
+    assert _writer._short_rows("calls", [tuple("x" * 10 for _ in _writer.CALL_COLUMNS)])
+    blob = ("h", "text", 70_000, "x" * 70_000, "t")
+    assert not _writer._short_rows("blobs", [("h", "text", 5, "short", "t"), blob])
