@@ -333,10 +333,14 @@ def _number_runs(text: str) -> list[tuple[int, int, int, int, int]]:
     runs = []
     for m in _NUMBER_RUN.finditer(text):  # a run of fewer than 4 digits is too short for every kind
         run = m.group()
+        start, end = m.span()
+        if run.isdecimal():  # digits only (isdecimal is the detectors' \d): the common case
+            runs.append((start, end, end - start, 0, 0))
+            continue
         # what is left without the separators are the digits (any script's, as the detectors' \d)
         digits = len(run.encode("ascii").translate(None, _RUN_SEPARATORS)) if run.isascii() else \
             len(run.translate(_DROP_RUN_SEPARATORS))
-        runs.append((m.start(), m.end(), digits, run.count("-"), run.count(".")))
+        runs.append((start, end, digits, run.count("-"), run.count(".")))
     return runs
 
 
