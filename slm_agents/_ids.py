@@ -60,7 +60,25 @@ def new_id() -> str:
             # the top bit stays clear so that incrementing has room before it overflows
             rand = _random.getrandbits(_RANDOM_BITS - 1)
         _last_ms, _last_rand = ms, rand
-    value = (ms << _RANDOM_BITS) | rand
+    return _encode((ms << _RANDOM_BITS) | rand)
+
+
+_PAIRS = [a + b for a in _CROCKFORD for b in _CROCKFORD]  # every 10 bits as two characters
+
+
+def _encode(value: int) -> str:
+    """A 128-bit ``value`` as 26 Crockford base-32 characters (the first holds 3 bits, as in the
+    ULID spec); the same text as ``_encode_reference``, several times faster (ids are made on the
+    agent's thread at every captured call)."""
+    p = _PAIRS
+    return (_CROCKFORD[value >> 125] + p[(value >> 115) & 1023] + p[(value >> 105) & 1023]
+            + p[(value >> 95) & 1023] + p[(value >> 85) & 1023] + p[(value >> 75) & 1023]
+            + p[(value >> 65) & 1023] + p[(value >> 55) & 1023] + p[(value >> 45) & 1023]
+            + p[(value >> 35) & 1023] + p[(value >> 25) & 1023] + p[(value >> 15) & 1023]
+            + p[(value >> 5) & 1023] + _CROCKFORD[value & 31])
+
+
+def _encode_reference(value: int) -> str:
     # 26 characters hold 130 bits; the two leading bits are zero, as in the ULID spec
     raw = (value << 30).to_bytes(20, "big")
     return base64.b32encode(raw)[:26].decode("ascii").translate(_TO_CROCKFORD)

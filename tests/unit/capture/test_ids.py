@@ -36,3 +36,15 @@ def test_id_timestamp_rejects_garbage():
         id_timestamp("nope")
     with pytest.raises(ValueError):
         id_timestamp("U" * 26)  # U is not in Crockford's alphabet
+
+
+def test_the_fast_encoding_is_the_ulid_base32_of_the_value():
+    import random
+
+    from slm_agents._ids import _encode, _encode_reference
+
+    rng = random.Random(7)
+    values = [0, 1, (1 << 128) - 1, 1 << 127, (1 << 80) - 1] + [rng.getrandbits(128) for _ in range(5000)]
+    for value in values:
+        assert _encode(value) == _encode_reference(value)
+    assert _encode(0) == "0" * 26 and _encode((1 << 128) - 1) == "7" + "Z" * 25
