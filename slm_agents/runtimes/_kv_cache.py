@@ -1,22 +1,26 @@
 """Evaluated prompt prefixes of one loaded llama.cpp model, kept to resume from: the prefix cache.
 
 An agent graph shares one small model among nodes with different system prompts and tools
-(planner, query writer, fixer). The llama.cpp context holds one evaluated prompt at a time, so
-without a cache every switch between nodes evaluates the whole prefix again. This cache keeps the
-KV state of N prefixes (each saved with llama.cpp's ``llama_state_seq_get_data``, restored with
-``llama_state_seq_set_data``, as llama-cpp-python's ``LlamaRAMCache`` does), bounded by bytes and
-evicted least-recently-used first.
+(planner, query writer, fixer). Each of the model's slots (``_batch``) holds the prompt it last
+evaluated, so without a cache every switch between nodes evaluates the whole prefix again. This
+cache keeps the KV state of N stable prefixes (system prompt + tools; each saved with llama.cpp's
+``llama_state_seq_get_data`` and restored into any slot with ``llama_state_seq_set_data``, as
+llama-cpp-python's ``LlamaRAMCache`` does), bounded by bytes and evicted least-recently-used
+first.
 
-Why state save/restore and not several sequences in one context (``n_seq_max`` with
-``kv_cache_seq_cp``): on the default model both resume a 386-token prefix in under a millisecond
-(0.41 ms restore vs 0.01 ms copy), against seconds to evaluate it. State copies cost exactly the
-bytes of the prefixes held and nothing while empty; extra sequences need their KV cells allocated
-in the context up front, and llama-cpp-python's ``Llama.eval`` clears every sequence past its own
-position. ``bench/kv_cache.py --options`` measures both.
+Why state copies and not more sequences held in the context (``n_seq_max`` with
+``seq_cp``): on the default model both resume a 386-token prefix in under a millisecond (0.41 ms
+restore vs 0.01 ms copy), against seconds to evaluate it; state copies cost exactly the bytes of
+the prefixes held, while a sequence's cells are allocated up front. ``bench/kv_cache.py
+--options`` measures both.
+
+Every prompt is evaluated in the same two chunks, the stable prefix and the rest, whether the
+prefix is found evaluated or not (llama.cpp's CPU kernels give other bits for other chunkings),
+so an entry is only ever the exact prefix and a step's answer never depends on the cache.
 
 A prefix is only valid under the LoRA adapter it was evaluated with, so an entry's key is the
 adapter and the tokens. This module holds no llama.cpp calls: the saved state is opaque bytes,
-which keeps the bookkeeping testable without a model (see ``_llama_decode`` for the calls).
+which keeps the bookkeeping testable without a model (see ``_batch`` for the calls).
 """
 
 from __future__ import annotations
@@ -25,10 +29,13 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["DEFAULT_PREFIX_CACHE_BYTES", "CachedPrefix", "PrefixCache", "common_prefix_len"]
+__all__ = ["DEFAULT_PREFIX_CACHE_BYTES", "MIN_PREFIX_TOKENS", "CachedPrefix", "PrefixCache", "common_prefix_len"]
 
 DEFAULT_PREFIX_CACHE_BYTES = 128 * 1024 * 1024
 """128 MiB: on the default model (22.5 KiB of KV per token) 14 prefixes of 400 tokens."""
+
+MIN_PREFIX_TOKENS = 32
+"""Shorter stable prefixes are cheaper to evaluate again than to keep."""
 
 Adapter = tuple[str, float] | None
 
@@ -66,11 +73,10 @@ class PrefixCache:
         >>> cache = PrefixCache(100)
         >>> cache.put(None, [1, 2, 3], b"state", 60)
         True
-        >>> entry, n = cache.best(None, [1, 2, 3, 4, 5], limit=4)
-        >>> (entry.tokens, n)
-        ((1, 2, 3), 3)
-        >>> cache.best(("adapter.gguf", 1.0), [1, 2, 3, 4])  # another adapter: no match
-        (None, 0)
+        >>> cache.get(None, [1, 2, 3]).nbytes
+        60
+        >>> cache.get(("adapter.gguf", 1.0), [1, 2, 3]) is None  # another adapter: no match
+        True
     """
 
     def __init__(self, capacity_bytes: int = DEFAULT_PREFIX_CACHE_BYTES):
@@ -101,18 +107,9 @@ class PrefixCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def best(self, adapter: Adapter, tokens: Any, limit: int | None = None) -> tuple[CachedPrefix | None, int]:
-        """The entry under ``adapter`` sharing the most leading tokens with ``tokens`` (at most
-        ``limit``), and how many it shares; ``(None, 0)`` when none shares any."""
-        found: CachedPrefix | None = None
-        most = 0
-        for entry in self._entries.values():
-            if entry.adapter != adapter:
-                continue
-            n = common_prefix_len(entry.tokens, tokens, limit)
-            if n > most:
-                found, most = entry, n
-        return found, most
+    def get(self, adapter: Adapter, tokens: Any) -> CachedPrefix | None:
+        """The entry for exactly ``tokens`` under ``adapter``, if held."""
+        return self._entries.get((adapter, tuple(tokens)))
 
     def contains(self, adapter: Adapter, tokens: Any) -> bool:
         return (adapter, tuple(tokens)) in self._entries

@@ -1,28 +1,23 @@
-"""The token loop over a llama.cpp context: prefix reuse (live and cached), sampler chains, grammar switching.
+"""Samplers for one request: sampler chains, grammar sampling, and the slot a request swaps them in.
 
 llama-cpp-python's ``Llama.generate`` builds one sampler chain per call. Tool calling with
 ``tool_choice="auto"`` wants two: the first token is sampled under the tool-call grammar (which
 also admits plain text), and once the answer is plain text the grammar is dropped, so free text
 decodes at full speed (a grammar over the whole vocabulary costs ~40% of decode speed here).
-This module owns that loop. It touches a few of llama-cpp-python's internals (``_ctx``,
-``_internals.LlamaSampler``, ``input_ids``/``n_tokens``), which is why the extra pins
-``llama-cpp-python<0.4``.
+This module builds those samplers (``_batch`` runs the token loop). It uses a few of
+llama-cpp-python's internals (``_internals.LlamaSampler``, the context's ``ctx``), which is why the
+extra pins ``llama-cpp-python<0.4``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-from collections.abc import Generator
 from typing import Any
 
-from ._kv_cache import CachedPrefix, PrefixCache, common_prefix_len
-
-__all__ = ["Sampling", "SamplerSlot", "GrammarSampler", "build_sampler", "decode", "evaluate_prompt",
-           "save_state", "restore_state", "MIN_PREFIX_TOKENS"]
+__all__ = ["Sampling", "SamplerSlot", "GrammarSampler", "build_sampler"]
 
 _GREEDY_EPS = 1e-6
-MIN_PREFIX_TOKENS = 32  # shorter stable prefixes are cheaper to evaluate again than to keep
 
 
 class Sampling:
@@ -141,88 +136,6 @@ def build_sampler(llm: Any, s: Sampling, grammar: str | None) -> Any:
     return GrammarSampler(llm, s, grammar)
 
 
-def _live_prefix(llm: Any, tokens: list[int], limit: int) -> int:
-    """How many leading ``tokens`` the context already holds (at most ``limit``)."""
-    return common_prefix_len(llm.input_ids[: llm.n_tokens], tokens, limit)
-
-
-def _keep_live(llm: Any, n: int) -> None:
-    """Keep the first ``n`` evaluated tokens of sequence 0 and drop the rest."""
-    if n > 0 and llm._ctx.kv_cache_seq_rm(0, n, -1):
-        llm.n_tokens = n
-    else:
-        llm._ctx.kv_cache_seq_rm(0, -1, -1)
-        llm.reset()
-
-
-def save_state(llm: Any) -> tuple[Any, int]:
-    """A copy of the context's sequence 0 (its KV cells): ``(buffer, bytes)``."""
-    import llama_cpp
-
-    ctx = llm._ctx.ctx
-    size = llama_cpp.llama_state_seq_get_size(ctx, 0)
-    buf = (ctypes.c_uint8 * size)()
-    written = llama_cpp.llama_state_seq_get_data(ctx, buf, size, 0)
-    return buf, int(written)
-
-
-def restore_state(llm: Any, entry: CachedPrefix) -> bool:
-    """Put a cached prefix back into the context as sequence 0; False if llama.cpp refused."""
-    import llama_cpp
-
-    llm._ctx.kv_cache_seq_rm(0, -1, -1)
-    llm.reset()
-    if llama_cpp.llama_state_seq_set_data(llm._ctx.ctx, entry.state, entry.nbytes, 0) != entry.nbytes:
-        llm._ctx.kv_cache_seq_rm(0, -1, -1)
-        return False
-    n = len(entry.tokens)
-    llm.input_ids[:n] = entry.tokens
-    llm.n_tokens = n
-    return True
-
-
-def _resume(llm: Any, tokens: list[int], cache: PrefixCache | None, adapter: Any) -> bool:
-    """Bring the context to the longest evaluated prefix of ``tokens`` it can get: what it holds
-    now, or a cached entry that shares more. True when a cached entry was restored."""
-    limit = len(tokens) - 1  # at least one token is evaluated, for fresh logits
-    live = _live_prefix(llm, tokens, limit)
-    if cache is not None and cache.enabled:
-        entry, shared = cache.best(adapter, tokens, limit)
-        if entry is not None and shared > live:
-            if restore_state(llm, entry):
-                cache.touch(entry)
-                _keep_live(llm, shared)
-                return True
-            live = 0  # the failed restore emptied the context
-    _keep_live(llm, live)
-    return False
-
-
-def evaluate_prompt(
-    llm: Any, tokens: list[int], cache: PrefixCache | None = None, adapter: Any = None, stable: int = 0
-) -> None:
-    """Evaluate ``tokens`` into the context, resuming from the longest prefix already evaluated.
-
-    ``stable`` is the length of the part that repeats across an agent's steps (system prompt and
-    tools). When it had to be evaluated here, its state is saved in ``cache`` under ``adapter``
-    before the rest of the prompt is evaluated.
-    """
-    restored = _resume(llm, tokens, cache, adapter)
-    if cache is None or not cache.enabled or stable < MIN_PREFIX_TOKENS or stable >= len(tokens):
-        llm.eval(tokens[llm.n_tokens :])
-        return
-    if llm.n_tokens >= stable:
-        cache.hits += 1
-        cache.restores += restored
-    else:
-        cache.misses += 1
-        llm.eval(tokens[llm.n_tokens : stable])
-        if not cache.contains(adapter, tokens[:stable]):
-            state, nbytes = save_state(llm)
-            cache.put(adapter, tokens[:stable], state, nbytes)
-    llm.eval(tokens[llm.n_tokens :])
-
-
 class SamplerSlot:
     """Holds the sampler chain in use; the caller may swap ``current`` between tokens."""
 
@@ -230,21 +143,3 @@ class SamplerSlot:
 
     def __init__(self, sampler: Any):
         self.current = sampler
-
-
-def decode(
-    llm: Any, tokens: list[int], slot: SamplerSlot, cache: PrefixCache | None = None, adapter: Any = None,
-    stable: int = 0,
-) -> Generator[int, None, None]:
-    """Evaluate ``tokens`` (see :func:`evaluate_prompt`), then yield sampled tokens until closed.
-
-    Each token is sampled with ``slot.current``; the caller may swap it between tokens (as when a
-    grammar admitted plain text and the answer turned out to be text). The last yielded token is
-    not evaluated, so the KV cache always matches ``llm.input_ids[:llm.n_tokens]``.
-    """
-    evaluate_prompt(llm, tokens, cache, adapter, stable)
-    ctx = llm._ctx
-    while True:
-        token = slot.current.sample(ctx, -1)
-        yield token
-        llm.eval([token])

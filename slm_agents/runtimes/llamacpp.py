@@ -35,8 +35,9 @@ from ..toolcalls import (
     tool_call_grammar,
 )
 from ..types import Completion, Message, StreamChunk, Usage
+from ._batch import DEFAULT_SLOTS, BatchEngine, Job, LlamaBackend, multi_sequence_context
 from ._kv_cache import PrefixCache, common_prefix_len
-from ._llama_decode import SamplerSlot, Sampling, build_sampler, decode
+from ._llama_decode import SamplerSlot, Sampling, build_sampler
 from ._lora import AdapterSet, current_task_adapter
 from ._prompt import ChatTemplate
 from .base import BaseRuntime, Request, prepare_request
@@ -57,6 +58,13 @@ class _LoadedModel:
     adapters: AdapterSet | None = None  # LoRA adapters loaded on this model, switched per call
     cache: PrefixCache = field(default_factory=PrefixCache)  # evaluated prefixes, shared by its runtimes
     kv_bytes_per_token: int = 0
+    n_ctx: int = 0  # KV cells of each slot: the longest prompt + answer of one request
+    engine: BatchEngine | None = None  # decodes its requests, several at once
+
+    @property
+    def batch(self) -> BatchEngine:
+        assert self.engine is not None
+        return self.engine
 
 
 @dataclass
@@ -82,6 +90,7 @@ class _Call:
     max_tokens: int
     stops: list[str]
     deadline: float | None
+    started: float
     sampling: Sampling
     adapter: str | None
     adapter_scale: float
@@ -120,6 +129,8 @@ def _close_all() -> None:
     """Free models while llama_cpp is still importable (its __del__ fails at interpreter teardown)."""
     with _models_lock:
         for loaded in _models.values():
+            if loaded.engine is not None:
+                loaded.engine.close()
             with loaded.lock:
                 loaded.llm.close()
         _models.clear()
@@ -162,8 +173,8 @@ def loaded_models() -> list[ModelInfo]:
         return [m.info for m in _models.values()]
 
 
-def _load(path: Path, options: dict[str, Any], chat_template: str | None) -> _LoadedModel:
-    key = (str(path.resolve()), tuple(sorted(options.items())))
+def _load(path: Path, options: dict[str, Any], chat_template: str | None, slots: int) -> _LoadedModel:
+    key = (str(path.resolve()), tuple(sorted(options.items())), slots)
     with _models_lock:
         found = _models.get(key)
         if found is not None:
@@ -195,6 +206,9 @@ def _load(path: Path, options: dict[str, Any], chat_template: str | None) -> _Lo
         loaded.call_start_ids = _call_start_ids(llm)
         loaded.adapters = AdapterSet(llm)
         loaded.kv_bytes_per_token = _kv_bytes_per_token(llm)
+        loaded.n_ctx = multi_sequence_context(llm, slots)
+        backend = LlamaBackend(llm, loaded.adapters, loaded.n_ctx)
+        loaded.engine = BatchEngine(backend, loaded.lock, slots, loaded.cache)
         _models[key] = loaded
         return loaded
 
@@ -204,7 +218,7 @@ class LlamaCppRuntime(BaseRuntime):
 
     Args:
         model_path: Any GGUF file; the packaged SmolLM2-135M-Instruct Q4_1 when None.
-        n_ctx: Context length to allocate.
+        n_ctx: Context length of one request (prompt + answer); each of the ``slots`` has it.
         n_threads: CPU threads for decoding (default: every core).
         n_batch: Prompt-evaluation batch size.
         n_gpu_layers: Layers to offload when llama.cpp was built with a GPU backend.
@@ -237,6 +251,12 @@ class LlamaCppRuntime(BaseRuntime):
             at every switch; least recently used first out. The cache belongs to the loaded model
             and is shared by its runtimes: None keeps its capacity (128 MiB when first loaded:
             14 prefixes of 400 tokens on the default model), 0 turns it off. See :meth:`stats`.
+        slots: Requests on the loaded model decoded together, each in its own sequence with its
+            own sampler and grammar (concurrent steps: a LangGraph fan-out, ``batch()``, agents
+            in threads); more wait for a free slot. Each slot holds ``n_ctx`` tokens of KV (92 MB
+            at 4096 on the default model, see :meth:`stats`); greedy answers are the same bits
+            whatever a request is batched with. Part of the model-sharing key; 1 decodes one
+            request at a time.
         repetition_guard: Stop generating when the output falls into a loop (the same block of
             tokens repeated, as small models do in long arrays); the answer is reported
             truncated (``finish_reason="length"``). None turns it off.
@@ -283,6 +303,7 @@ class LlamaCppRuntime(BaseRuntime):
         lora_path: str | os.PathLike[str] | None = None,
         lora_scale: float = 1.0,
         prefix_cache_bytes: int | None = None,
+        slots: int = DEFAULT_SLOTS,
         **llama_kwargs: Any,
     ):
         self.model_path = resolve_model_path(model_path)
@@ -304,7 +325,9 @@ class LlamaCppRuntime(BaseRuntime):
             "verbose": False,
             **llama_kwargs,
         }
-        self._loaded = _load(self.model_path, options, chat_template)
+        if not isinstance(slots, int) or slots < 1:
+            raise InvalidRequest(f"slots={slots!r}; use 1 or more (requests decoded together)")
+        self._loaded = _load(self.model_path, options, chat_template, slots)
         if auto_decision not in ("calibrated", "model"):
             raise InvalidRequest(f"auto_decision={auto_decision!r}; use 'calibrated' or 'model'")
         self.auto_decision = auto_decision
@@ -343,7 +366,7 @@ class LlamaCppRuntime(BaseRuntime):
 
     @property
     def n_ctx(self) -> int:
-        return int(self._loaded.llm.n_ctx())
+        return self._loaded.n_ctx
 
     @property
     def llama(self) -> Any:
@@ -411,34 +434,31 @@ class LlamaCppRuntime(BaseRuntime):
         if not req.tools:
             raise InvalidRequest("score_decision needs tools: without tools there is nothing to decide")
         loaded = self._loaded
-        llm = loaded.llm
         tokens = self._tokenize(loaded.template.render(req.messages, req.tools, req.choice))
-        if len(tokens) >= llm.n_ctx():
-            raise ContextOverflow(f"the prompt takes {len(tokens)} tokens but the context holds {llm.n_ctx()}",
-                                  tokens=len(tokens), n_ctx=llm.n_ctx())
+        if len(tokens) >= loaded.n_ctx:
+            raise ContextOverflow(f"the prompt takes {len(tokens)} tokens but the context holds {loaded.n_ctx}",
+                                  tokens=len(tokens), n_ctx=loaded.n_ctx)
         cal = self.decision_calibration
         threshold = cal.threshold if decision_threshold is None else float(decision_threshold)
         features = request_features(req.messages, req.tools)
         adapter, adapter_scale = self._adapter_for({})
-        with loaded.lock:
-            self._adapters.use(adapter, adapter_scale)
-            slot = SamplerSlot(None)
-            scorer = _Decider(slot, None, None, loaded, cal, threshold, features)
-            slot.current = _Scorer(scorer)
-            stable = self._stable_prefix_len(req, req.tools, tokens)
-            gen = decode(llm, tokens, slot, loaded.cache, self._adapters.active, stable)
-            try:
-                next(gen)
-            finally:
-                gen.close()
+        slot = SamplerSlot(None)
+        scorer = _Decider(slot, None, None, loaded, cal, threshold, features)
+        slot.current = _Scorer(scorer)
+        job = Job(tokens, max_new=1, sampler=slot, on_token=lambda token, ctx, idx: (True, []),
+                  adapter=_adapter_key(adapter, adapter_scale), stable=self._stable_prefix_len(req, req.tools, tokens))
+        for _ in loaded.batch.submit(job).results():
+            pass
         return {"p_call": scorer.p_call, "calls": scorer.calls, "threshold": threshold,
                 "features": {**features, "model": scorer.features_seen["model"]}}
 
     def stats(self) -> dict[str, Any]:
         """Memory and prefix-cache figures of the loaded model this runtime shares.
 
-        Keys: ``model_bytes`` (weights), ``n_ctx``, ``kv_bytes_per_token``, ``kv_bytes_per_slot``
-        (one full context sequence), ``slots`` (sequences decoded at once), ``cache_capacity_bytes``,
+        Keys: ``model_bytes`` (weights), ``n_ctx`` (per request), ``kv_bytes_per_token``,
+        ``kv_bytes_per_slot`` (one request's KV cells: ``n_ctx`` tokens), ``kv_bytes`` (all slots),
+        ``slots`` (requests decoded at once), ``slots_busy``, ``batch_steps``,
+        ``batch_mean`` / ``batch_peak`` (requests per batched decode), ``cache_capacity_bytes``,
         ``cache_bytes`` (held now), ``cache_entries``, ``cache_hits`` / ``cache_misses`` (steps
         whose system prompt and tools were / were not evaluated already), ``cache_restores`` (hits
         served from the cache rather than the live context), ``cache_evictions``, ``hit_rate``
@@ -451,23 +471,24 @@ class LlamaCppRuntime(BaseRuntime):
         """
         import llama_cpp
 
-        loaded = self._loaded
-        with loaded.lock:
-            n_ctx = int(loaded.llm.n_ctx())
-            return {
-                "model_bytes": int(llama_cpp.llama_model_size(loaded.llm._model.model)),
-                "n_ctx": n_ctx,
-                "kv_bytes_per_token": loaded.kv_bytes_per_token,
-                "kv_bytes_per_slot": n_ctx * loaded.kv_bytes_per_token,
-                "slots": 1,
-                **loaded.cache.stats(),
-            }
+        loaded = self._loaded  # read without the lock: the figures of a busy model are a moment's
+        per_slot = loaded.n_ctx * loaded.kv_bytes_per_token
+        return {
+            "model_bytes": int(llama_cpp.llama_model_size(loaded.llm._model.model)),
+            "n_ctx": loaded.n_ctx,
+            "kv_bytes_per_token": loaded.kv_bytes_per_token,
+            "kv_bytes_per_slot": per_slot,
+            "kv_bytes": per_slot * len(loaded.batch.slots),
+            **loaded.batch.stats(),
+            **loaded.cache.stats(),
+        }
 
     def clear_prefix_cache(self) -> None:
         """Forget every evaluated prefix, cached and live: the next step evaluates its whole prompt
         (benchmarks use it to measure a cold start)."""
         with self._loaded.lock:
             self._loaded.cache.clear()
+            self._loaded.batch.forget()
             self._loaded.llm.reset()
 
     def count_tokens(self, text: str) -> int:
@@ -544,34 +565,42 @@ class LlamaCppRuntime(BaseRuntime):
         return _Plan(call, keep=True, stops=stops, decide=True, answer_grammar=answer)
 
     def _generate(self, req: Request, stream: bool = True) -> Iterator[StreamChunk]:
-        """One call, in named steps: prepare it (prompt, plan, limits), then under the model's
-        lock pick the adapter and sampler and decode token by token, emitting text as it becomes
-        safe to show; then build the :class:`Completion`."""
+        """One call, in named steps: prepare it (prompt, plan, limits, sampler), hand it to the
+        model's batch engine, which decodes it beside the other requests and runs
+        :meth:`_on_token` for each token it samples, and pass on the text it makes safe to show;
+        then build the :class:`Completion`."""
         start = time.perf_counter()
         call = self._prepare(req, start)
         progress = self._start_progress(call)
-        loaded = self._loaded
-        with loaded.lock:
-            self._adapters.use(call.adapter, call.adapter_scale)
-            slot, decider = self._sampler_slot(call)
-            gen = decode(loaded.llm, call.tokens, slot, loaded.cache, self._adapters.active, call.stable)
-            try:
-                for token in gen:
-                    if progress.ttft is None:
-                        progress.ttft = (time.perf_counter() - start) * 1000
-                    if self._take_token(call, progress, slot, token):
-                        break
-                    if stream:
-                        yield from self._emit_ready(progress)
-                    if self._limit_reached(call, progress):
-                        break
-            finally:
-                gen.close()
+        slot, decider = self._sampler_slot(call)
+
+        def on_token(token: int, ctx: Any, idx: int) -> tuple[bool, list[StreamChunk]]:
+            return self._on_token(call, progress, slot, token, ctx, idx, stream)
+
+        job = Job(call.tokens, max_new=call.max_tokens, sampler=slot, on_token=on_token,
+                  adapter=_adapter_key(call.adapter, call.adapter_scale), stable=call.stable)
+        self._loaded.batch.submit(job)
+        try:
+            for chunks in job.results(call.deadline, call.opts.get("timeout")):
+                yield from chunks
+        finally:
+            job.cancel()  # the reader left early (or the request ended): free the slot
         progress.text += progress.decoder.decode(b"", final=True)
         if stream:
             yield from self._emit_ready(progress, final=True)
         completion = self._completion(call, progress, decider, start)
         yield StreamChunk(finish_reason=completion.finish_reason, completion=completion)
+
+    def _on_token(self, call: _Call, progress: _Progress, slot: SamplerSlot, token: int, ctx: Any, idx: int,
+                  stream: bool) -> tuple[bool, list[StreamChunk]]:
+        """A sampled token, on the engine's thread: add it to the answer; ``(finished, chunks to
+        stream)``."""
+        if progress.ttft is None:
+            progress.ttft = (time.perf_counter() - call.started) * 1000
+        if self._take_token(call, progress, slot, token, ctx, idx):
+            return True, []
+        chunks = list(self._emit_ready(progress)) if stream else []
+        return self._limit_reached(call, progress), chunks
 
     def _prepare(self, req: Request, start: float) -> _Call:
         """Everything decided before the model is locked: options, prompt tokens, plan, limits."""
@@ -584,7 +613,7 @@ class LlamaCppRuntime(BaseRuntime):
         prompt = loaded.template.render(req.messages, shown_tools, req.choice)
         plan = self._plan(req)
         tokens = self._tokenize(prompt)
-        n_ctx = loaded.llm.n_ctx()
+        n_ctx = loaded.n_ctx
         if len(tokens) >= n_ctx:
             raise ContextOverflow(
                 f"the prompt takes {len(tokens)} tokens but the context holds {n_ctx}; "
@@ -603,6 +632,7 @@ class LlamaCppRuntime(BaseRuntime):
             max_tokens=min(int(opts["max_tokens"] or n_ctx), n_ctx - len(tokens)),
             stops=stops + plan.stops,
             deadline=start + opts["timeout"] if opts.get("timeout") else None,
+            started=start,
             sampling=Sampling(opts, default_seed=loaded.llm._seed),
             adapter=adapter,
             adapter_scale=adapter_scale,
@@ -649,7 +679,7 @@ class LlamaCppRuntime(BaseRuntime):
         slot.current = decider
         return slot, decider
 
-    def _take_token(self, call: _Call, progress: _Progress, slot: SamplerSlot, token: int) -> bool:
+    def _take_token(self, call: _Call, progress: _Progress, slot: SamplerSlot, token: int, ctx: Any, idx: int) -> bool:
         """Add one sampled token to the answer; True when the answer ends here (end of turn or a
         stop string)."""
         import llama_cpp
@@ -658,7 +688,7 @@ class LlamaCppRuntime(BaseRuntime):
         if llama_cpp.llama_vocab_is_eog(llm._model.vocab, token):
             return True
         if progress.with_tools:
-            progress.logprobs.append(self._token_logprob(llama_cpp, llm._ctx.ctx, token))
+            progress.logprobs.append(self._token_logprob(llama_cpp, ctx.ctx, idx, token))
         progress.out_tokens.append(token)
         progress.text += progress.decoder.decode(llm._model.detokenize([token]))
         if len(progress.out_tokens) == 1 and not call.plan.keep:
@@ -740,10 +770,10 @@ class LlamaCppRuntime(BaseRuntime):
             completion.decision_threshold = decider.threshold
         return completion
 
-    def _token_logprob(self, llama_cpp: Any, ctx: Any, token: int) -> float:
+    def _token_logprob(self, llama_cpp: Any, ctx: Any, idx: int, token: int) -> float:
         import numpy as np
 
-        ptr = llama_cpp.llama_get_logits_ith(ctx, -1)
+        ptr = llama_cpp.llama_get_logits_ith(ctx, idx)
         logits = np.ctypeslib.as_array(ptr, shape=(self._loaded.n_vocab,))
         top = float(logits.max())
         lse = top + math.log(float(np.exp(logits - top).sum()))
@@ -819,6 +849,12 @@ class _Scorer:
     def sample(self, ctx: Any, idx: int = -1) -> int:
         self.decider.decide(ctx, idx)
         return 0
+
+
+def _adapter_key(path: str | None, scale: float) -> tuple[str | None, float]:
+    """What the engine groups requests by: the adapter and its scale (any scale of no adapter is
+    the base weights)."""
+    return (path, float(scale)) if path else (None, 1.0)
 
 
 def _looping(tokens: list[int], span: int) -> bool:
