@@ -67,6 +67,9 @@ _SESSION_SQL = "INSERT OR REPLACE INTO capture_sessions ({}) VALUES ({})".format
     ", ".join(SESSION_COLUMNS), ", ".join("?" * len(SESSION_COLUMNS)))
 #: Tables whose rows carry a caller-chosen id: a duplicate id keeps the first row and is counted.
 _KEEP_FIRST = ("calls", "tool_executions")
+#: One record's rows as ``(table, row)`` pairs: tuples, which the garbage collector stops tracking
+#: once it has seen they hold only text and numbers (a backlog of built rows then costs it nothing).
+RecordRows = tuple[tuple[str, tuple[Any, ...]], ...]
 #: Most seconds the build stage prepares rows before handing them to the commit stage.
 BUILD_SLICE = 0.1
 _TS_MIN, _TS_MAX = 946_684_800.0, 4_102_444_800.0  # 2000-01-01 .. 2100-01-01 UTC
@@ -584,7 +587,7 @@ class Writer:
     def process(self, items: list[Any]) -> bool:
         """Build rows for ``items`` and pass them, with any markers, in order to the commit stage."""
         stop = False
-        built: list[dict[str, list[tuple[Any, ...]]]] = []
+        built: list[RecordRows] = []
         slice_end = time.monotonic() + BUILD_SLICE
         for item in items:
             if self.abandoned:
@@ -611,32 +614,33 @@ class Writer:
         else:
             self._built.put(item)
 
-    def build(self, items: list[tuple[str, str, float, Mapping[str, Any]]]) -> list[dict[str, list[tuple[Any, ...]]]]:
+    def build(self, items: list[tuple[str, str, float, Mapping[str, Any]]]) -> list[RecordRows]:
         """Rows per table for each item; an item whose rows cannot be built is counted as failed."""
-        built: list[dict[str, list[tuple[Any, ...]]]] = []
+        built: list[RecordRows] = []
         builder = self.builder
         for kind, rid, t, rec in items:
             try:
+                rows: RecordRows
                 if kind == "call":
                     blobs: list[tuple[Any, ...]] = []
-                    tables = {"calls": [builder.call(rid, t, rec, blobs)]}
+                    rows = (("calls", builder.call(rid, t, rec, blobs)),)
                     if blobs:
-                        tables["blobs"] = blobs
+                        rows += tuple(("blobs", row) for row in blobs)
                         for row in blobs:  # sent once; if the commit fails the next call resends
                             builder.known_blobs.add(row[0])
                 elif kind == "tool":
-                    tables = {"tool_executions": [builder.tool(rid, t, rec)]}
+                    rows = (("tool_executions", builder.tool(rid, t, rec)),)
                 elif kind == "escalation":
-                    tables = {"escalations": [builder.escalation(rid, t, rec)]}
+                    rows = (("escalations", builder.escalation(rid, t, rec)),)
                 elif kind == "verdict":
-                    tables = {"verdicts": [(rec["valid"], rec["escalation_reason"], rid)]}
+                    rows = (("verdicts", (rec["valid"], rec["escalation_reason"], rid)),)
                 else:
-                    tables = {"labels": [builder.label(rid, t, rec)]}
+                    rows = (("labels", builder.label(rid, t, rec)),)
             except Exception as exc:  # noqa: BLE001
                 self._build_failed += 1
                 self._log_failure(1, exc, "building a row")
                 continue
-            built.append(tables)
+            built.append(rows)
         if len(builder.known_blobs) > 200_000:
             builder.known_blobs.clear()
         return built
@@ -660,7 +664,7 @@ class Writer:
             self.conn, self._transaction = self._connect()
         return self.conn
 
-    def commit(self, built: list[dict[str, list[tuple[Any, ...]]]]) -> None:
+    def commit(self, built: list[RecordRows]) -> None:
         """Insert ``built`` in one transaction; on failure retry one by one; never raises."""
         if not built:
             return
@@ -668,15 +672,15 @@ class Writer:
             if not self.abandoned:
                 self._commit(built)
 
-    def _commit(self, built: list[dict[str, list[tuple[Any, ...]]]]) -> None:
+    def _commit(self, built: list[RecordRows]) -> None:
         try:
             self.written += len(built) - self._insert(built)
         except Exception as exc:  # noqa: BLE001
             if isinstance(exc, sqlite3.Error) and len(built) > 1:
                 # one bad row must not cost the whole batch: retry one by one
-                for tables in built:
+                for rows in built:
                     try:
-                        self.written += 1 - self._insert([tables])
+                        self.written += 1 - self._insert([rows])
                     except Exception as inner:  # noqa: BLE001
                         self._commit_failed += 1
                         self._log_failure(1, inner, "writing")
@@ -685,12 +689,16 @@ class Writer:
                 self._log_failure(len(built), exc, "writing")
             self.builder.known_blobs.clear()  # the blobs may not be there: send them again
 
-    def _insert(self, batch: list[dict[str, list[tuple[Any, ...]]]]) -> int:
+    def _insert(self, batch: list[RecordRows]) -> int:
         """Insert in one transaction; returns how many rows were duplicates (not stored)."""
         merged: dict[str, list[tuple[Any, ...]]] = {}
-        for tables in batch:
-            for table, rows in tables.items():
-                merged.setdefault(table, []).extend(rows)
+        for rows in batch:
+            for table, row in rows:
+                table_rows = merged.get(table)
+                if table_rows is None:
+                    merged[table] = [row]
+                else:
+                    table_rows.append(row)
         deadline = time.monotonic() + self.lock_timeout
         delay = 0.005
         while True:
