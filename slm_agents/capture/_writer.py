@@ -310,7 +310,10 @@ class RowBuilder:
             usage = {}
         tools_hash, tool_names = self._tools(get("tools"), blobs, ts)
         valid = get("valid")
-        row: dict[str, Any] = {name: _plain(get(name)) for name in _CALL_PLAIN}
+        row: dict[str, Any] = {}
+        for name in _CALL_PLAIN:  # _plain(value), its two common cases inline (a dozen columns a call)
+            value = get(name)
+            row[name] = value if value is None or (type(value) is str and value.isascii()) else _plain(value)
         for name in _CALL_FLOAT:
             row[name] = to_float(get(name))
         tool_choice = get("tool_choice")
