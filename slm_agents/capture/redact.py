@@ -42,6 +42,7 @@ import hashlib
 import ipaddress
 import json
 import math
+import os
 import re
 import sys
 import threading
@@ -146,7 +147,8 @@ _SSN = re.compile(r"\d(?<![\d-]\d)\d\d-\d\d-\d{4}(?![\d-])")
 _CARD = re.compile(r"\d(?<![\d-]\d)(?:[ -]?\d){12,18}(?![\d-])")
 _IBAN = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]\d\d(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
 _IPV4 = re.compile(r"\d(?<![\d.]\d)\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\.?\d)")
-_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:[0-9A-Fa-f]{1,4}|(?:\d{1,3}\.){3}\d{1,3})?(?![\w:])")
+# an IPv4 tail is tried before a hex group: "192" of 1:2:3:4:5:6:192.0.2.7 is not the end of the address
+_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{1,3}|[0-9A-Fa-f]{1,4})?(?![\w:])")
 _PHONE = re.compile(
     r"(?:\+(?<![\w+]\+)\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"  # +CC international
     r"|\((?<![\w+]\()\d{3}\)[ .-]?\d{3}[ .-]\d{4}"  # (555) 123-4567
@@ -246,9 +248,11 @@ def _find_iban(text: str) -> Iterable[Span]:
 
 
 def _find_ip(text: str) -> Iterable[Span]:
+    # IPv6 first: an address with an IPv4 tail (2001:db8::1:192.0.2.7) is one span, not a leaked
+    # IPv6 prefix before an <IP_n> (the first span found wins an overlap)
+    yield from _find_ipv6(text)
     if text.count(".") >= 3:
         yield from _find_ipv4(text)
-    yield from _find_ipv6(text)
 
 
 def _find_ipv4(text: str, pos: int = 0, endpos: int = _END) -> Iterable[Span]:
@@ -266,7 +270,9 @@ _IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
 
 
 def _find_ipv6(text: str) -> Iterable[Span]:
-    if ("::" in text or text.count(":") >= 7) and _IPV6_HINT.search(text) is not None:
+    # an address has "::", or 7 colons, or 6 before an IPv4 tail (1:2:3:4:5:6:192.0.2.7)
+    colons = text.count(":")
+    if ("::" in text or colons >= 7 or (colons == 6 and "." in text)) and _IPV6_HINT.search(text) is not None:
         for m in _IPV6.finditer(text):
             candidate = m.group()
             if sum(c.isalnum() for c in candidate) < 3:
@@ -449,8 +455,8 @@ class Redactor:
         cache_size: How many distinct strings' findings to remember (system prompts and the
             history of a conversation are re-sent on every call; remembering them makes
             redaction of a long conversation cheap). A text in which something was found is
-            remembered by its SHA-256 digest only, never as text: the cache keeps no PII it found.
-            0 turns the cache off.
+            remembered by a keyed BLAKE2b digest only, never as text: the cache keeps no PII it
+            found. 0 turns the cache off.
 
     Example:
         >>> r = Redactor(patterns={"EMPLOYEE_ID": r"\\bE\\d{6}\\b"})
@@ -490,6 +496,9 @@ class Redactor:
         self._cache: OrderedDict[str | bytes, tuple[tuple[int, int, str], ...]] = OrderedDict()
         self._cache_size = cache_size
         self._cache_chars = 0  # characters of the texts kept as keys (the ones with no finding)
+        # digests are keyed: a short text (a bare phone number) cannot be recovered from its digest
+        # by trying every candidate, without this redactor's key
+        self._cache_key = os.urandom(32)
         self._cache_lock = threading.Lock()
 
     @classmethod
@@ -532,8 +541,9 @@ class Redactor:
         """Non-overlapping ``(start, end, kind)`` findings in ``text``, in order.
 
         Findings are remembered (see ``cache_size``): a text with none under the text itself (it
-        holds nothing to hide: it is stored as it is), a text with some under its SHA-256 digest,
-        so that no text in which PII or a secret was found stays in memory because of the cache.
+        holds nothing to hide: it is stored as it is), a text with some under a keyed digest (BLAKE2b
+        with a random key of this redactor's), so that no text in which PII or a secret was found
+        stays in memory because of the cache, nor can be found again from its digest by guessing.
         The result depends only on the text and the detectors, so a remembered one is exact.
         """
         if len(text) < 6 or not self._finders:
@@ -544,7 +554,7 @@ class Redactor:
         hit = cache.get(text)
         if hit is not None:
             return hit
-        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+        digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16, key=self._cache_key).digest()
         hit = cache.get(digest)
         if hit is not None:
             return hit
@@ -607,8 +617,8 @@ class Redactor:
                         if runs is None:
                             runs = _number_runs(text)
                         spans = _find_in_runs(kind, text, runs)
-                        if kind == "IP":
-                            spans.extend(_find_ipv6(text))
+                        if kind == "IP":  # IPv6 first, as _find_ip: it may end with an IPv4 address
+                            spans = list(_find_ipv6(text)) + spans
                 else:
                     try:
                         spans = list(finder(text))

@@ -67,6 +67,15 @@ def test_jws_with_non_json_payload_and_alg_none_jwt_are_found():
         assert token not in text and counts == {"JWT": 1}, (token, text)
 
 
+def test_an_ipv6_address_with_an_ipv4_tail_is_redacted_whole():
+    r = Redactor()
+    # the IPv4 tail used to be found first and the IPv6 prefix (a subscriber's network) kept
+    assert r.redact_text("host 2001:db8:1:2:3:4:192.0.2.33 up")[0] == "host <IP_1> up"
+    assert r.redact_text("host ::ffff:192.0.2.33 and 2001:db8::7:10.0.0.7")[0] == "host <IP_1> and <IP_2>"
+    assert r.redact_text("ratio 1:2:3:4:5:6 from 10.0.0.7")[0] == "ratio 1:2:3:4:5:6 from <IP_1>"
+    assert r.redact_text("server 10.0.0.7, fe80::1")[0] == "server <IP_1>, <IP_2>"
+
+
 def test_escalation_and_label_extras_are_redacted(mem_store):
     mem_store.link_escalation("a", "b", "invalid_tool_call", note=f"user {EMAIL}", detail={"name": PII})
     mem_store.label("a", "bad", note="n", reviewer=EMAIL, context={"name": PII})
