@@ -1,7 +1,9 @@
 """The prefix cache on the real default model: an agent's nodes with different system prompts.
 
 These tests run on their own loaded model (``n_batch=256`` makes its load key differ from the
-shared fixture's), since they change its cache capacity and clear it.
+shared fixture's), since they change its cache capacity and clear it. It has one slot, so every
+switch between nodes goes through the cache (with more slots, each node keeps its prefix in a
+slot of its own; ``test_core_batching.py`` tests those).
 """
 
 from __future__ import annotations
@@ -32,15 +34,15 @@ def node(i: int, question: str = QUESTION) -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def rt() -> Iterator[LlamaCppRuntime]:
-    runtime = LlamaCppRuntime(n_threads=THREADS, n_batch=256)
+    runtime = LlamaCppRuntime(n_threads=THREADS, n_batch=256, slots=1)
     yield runtime
-    LlamaCppRuntime(n_threads=THREADS, n_batch=256, prefix_cache_bytes=DEFAULT_PREFIX_CACHE_BYTES)
+    LlamaCppRuntime(n_threads=THREADS, n_batch=256, slots=1, prefix_cache_bytes=DEFAULT_PREFIX_CACHE_BYTES)
 
 
 @pytest.fixture()
 def cold(rt: LlamaCppRuntime) -> LlamaCppRuntime:
     """The runtime at the default capacity with nothing evaluated yet."""
-    LlamaCppRuntime(n_threads=THREADS, n_batch=256, prefix_cache_bytes=DEFAULT_PREFIX_CACHE_BYTES)
+    LlamaCppRuntime(n_threads=THREADS, n_batch=256, slots=1, prefix_cache_bytes=DEFAULT_PREFIX_CACHE_BYTES)
     rt.clear_prefix_cache()
     return rt
 
@@ -48,13 +50,14 @@ def cold(rt: LlamaCppRuntime) -> LlamaCppRuntime:
 def evaluations(rt: LlamaCppRuntime, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Lengths of the token runs the model evaluates from now on (prompt parts, then 1s)."""
     seen: list[int] = []
-    original = rt.llama.eval
+    backend = rt._loaded.batch.backend
+    original = backend.decode
 
-    def spy(tokens: Any) -> None:
-        seen.append(len(tokens))
-        original(tokens)
+    def spy(rows: list[tuple[int, list[int], int, bool]]) -> None:
+        seen.extend(len(tokens) for _, tokens, _, _ in rows)
+        original(rows)
 
-    monkeypatch.setattr(rt.llama, "eval", spy)
+    monkeypatch.setattr(backend, "decode", spy)
     return seen
 
 
@@ -93,7 +96,7 @@ def test_alternating_nodes_resume_their_prefix_from_the_cache(cold: LlamaCppRunt
 
 def test_answers_are_the_same_with_the_cache_off(cold: LlamaCppRuntime) -> None:
     with_cache = [answer(cold, i) for i in (0, 1, 0)]
-    off = LlamaCppRuntime(n_threads=THREADS, n_batch=256, prefix_cache_bytes=0)
+    off = LlamaCppRuntime(n_threads=THREADS, n_batch=256, slots=1, prefix_cache_bytes=0)
     assert off.llama is cold.llama  # the cache belongs to the shared model: capacity 0 turns it off
     before = counts(off)
     assert [answer(off, i) for i in (0, 1, 0)] == with_cache
@@ -107,14 +110,14 @@ def test_a_full_cache_evicts_and_never_fails_a_request(cold: LlamaCppRuntime) ->
     one = cold.stats()["cache_bytes"]
     assert one > 0
     before = counts(cold)
-    small = LlamaCppRuntime(n_threads=THREADS, n_batch=256, prefix_cache_bytes=one + one // 2)  # room for one
+    small = LlamaCppRuntime(n_threads=THREADS, n_batch=256, slots=1, prefix_cache_bytes=one + one // 2)  # room for one
     results = [answer(small, i) for i in (1, 2, 3, 1)]
     assert all(calls for calls, _ in results)  # every request answered with a call
     assert results[3] == results[0]  # node 1 again, after its entry was evicted: evaluated again, same answer
     stats = small.stats()
     assert stats["cache_entries"] == 1 and stats["cache_bytes"] <= stats["cache_capacity_bytes"]
     assert grew(before, small)["cache_evictions"] >= 3
-    tiny = LlamaCppRuntime(n_threads=THREADS, n_batch=256, prefix_cache_bytes=one // 2)  # no prefix fits
+    tiny = LlamaCppRuntime(n_threads=THREADS, n_batch=256, slots=1, prefix_cache_bytes=one // 2)  # no prefix fits
     assert answer(tiny, 2) == results[1]
     assert tiny.stats()["cache_entries"] == 0
 
@@ -132,7 +135,7 @@ def test_stats_report_model_kv_and_cache_memory(cold: LlamaCppRuntime) -> None:
     size = cold.model_path.stat().st_size
     assert 0.8 * size < stats["model_bytes"] <= size
     assert stats["kv_bytes_per_slot"] == stats["n_ctx"] * stats["kv_bytes_per_token"]
-    assert stats["slots"] == 1
+    assert stats["slots"] == 1 and stats["kv_bytes"] == stats["kv_bytes_per_slot"]
     # SmolLM2-135M: 30 layers x (3 KV heads x 64) x K and V x f16
     assert stats["kv_bytes_per_token"] == 30 * 3 * 64 * 2 * 2
     # what each cached prefix really holds, as llama.cpp saved it: its tokens' KV plus a small header;
