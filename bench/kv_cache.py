@@ -9,9 +9,13 @@ every figure is printed with its ratio to a baseline measured in the same run:
    to 8 prefixes at the default capacity. Raw llama-cpp-python (``Llama.create_completion`` on the
    same prompt tokens, its single live prefix) is printed beside it.
 2. **Throughput with 1, 2 and 4 concurrent agents** on one loaded model: threads, each an agent
-   node taking steps (text answers), total generated tokens/s. Target: 4 agents >= 2x one agent.
+   node taking steps (text answers), total generated tokens/s; the runtime decodes them in one
+   batch (``slots``). Target: 4 agents >= 2x one agent. Beside it, the ceiling of the llama.cpp
+   kernels on this machine: raw batched decoding of 1, 2 and 4 sequences (``llama_decode`` on
+   one batch, no sampling), measured in the same run.
 3. **Single-request latency vs raw llama-cpp-python**: the same prompt tokens and max_tokens,
-   interleaved, both resuming their live prefix; median of the per-pair ratios. Target: <= 1.03.
+   interleaved, ours resuming its stable prefix, raw (a ``Llama`` of its own on the same file)
+   its live one; median of the per-pair ratios. Target: <= 1.03.
 4. ``--options``: the two llama.cpp mechanisms a prefix cache can use, at equal memory: restore
    a saved sequence state (what the runtime does) vs copy a sequence held in a multi-sequence
    context (``n_seq_max``, unified KV, ``llama_memory_seq_cp``); resume time, and decode speed of
@@ -21,12 +25,15 @@ Run:
     python bench/kv_cache.py                   # sections 1-3
     python bench/kv_cache.py --options         # and 4
     python bench/kv_cache.py --threads 1 --rounds 3
+    python bench/kv_cache.py --requantize q4_0 # the same on a Q4_0 copy of the default model
+                                               # (llama.cpp has batched CPU kernels for Q4_0)
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import tempfile
 import threading
 import time
 from typing import Any
@@ -68,23 +75,29 @@ def ours_ttft(rt: LlamaCppRuntime, nodes: list[int], rounds: int) -> list[float]
     return ttfts
 
 
-def raw_ttft(rt: LlamaCppRuntime, nodes: list[int], rounds: int) -> list[float]:
+def raw_llama(rt: LlamaCppRuntime) -> Any:
+    """Raw llama-cpp-python as a user would run it: a ``Llama`` of its own on the same file (the
+    weights are mapped, not copied), one sequence, the runtime's context length and threads."""
+    from llama_cpp import Llama
+
+    return Llama(model_path=str(rt.model_path), n_ctx=rt.n_ctx, n_threads=rt.llama.n_threads, verbose=False)
+
+
+def raw_ttft(rt: LlamaCppRuntime, raw: Any, nodes: list[int], rounds: int) -> list[float]:
     """The same steps through raw ``Llama.create_completion`` on our prompt tokens."""
-    llm = rt.llama
     ttfts = []
     for r in range(rounds + 1):
         for k, i in enumerate(nodes):
             tokens = rt._tokenize(rt.render_prompt(node(i, QUESTIONS[(r + k) % len(QUESTIONS)]), DEMO_TOOLS))
-            with rt.lock:
-                start = time.perf_counter()
-                for _ in llm.create_completion(tokens, max_tokens=1, temperature=0.0, stream=True):
-                    break
-                if r > 0:
-                    ttfts.append((time.perf_counter() - start) * 1000)
+            start = time.perf_counter()
+            for _ in raw.create_completion(tokens, max_tokens=1, temperature=0.0, stream=True):
+                break
+            if r > 0:
+                ttfts.append((time.perf_counter() - start) * 1000)
     return ttfts
 
 
-def section_ttft(rt: LlamaCppRuntime, rounds: int, raw_rounds: int) -> None:
+def section_ttft(rt: LlamaCppRuntime, raw: Any, rounds: int, raw_rounds: int) -> None:
     print("1. TTFT p50: an agent's nodes on one model (prompt "
           f"{rt.count_tokens(rt.render_prompt(node(0, QUESTIONS[0]), DEMO_TOOLS))} tokens)")
     rt.clear_prefix_cache()
@@ -98,9 +111,8 @@ def section_ttft(rt: LlamaCppRuntime, rounds: int, raw_rounds: int) -> None:
     print(f"   cache: {s['cache_entries']} entries, {s['cache_bytes'] / 2**20:.1f} of "
           f"{s['cache_capacity_bytes'] / 2**20:.0f} MiB, {s['cache_evictions']} evictions")
     if raw_rounds:
-        rt.clear_prefix_cache()
-        raw_same = p50(raw_ttft(rt, [0] * 3, raw_rounds))
-        raw_alt = p50(raw_ttft(rt, [0, 1, 2], raw_rounds))
+        raw_same = p50(raw_ttft(rt, raw, [0] * 3, raw_rounds))
+        raw_alt = p50(raw_ttft(rt, raw, [0, 1, 2], raw_rounds))
         print(f"   raw llama-cpp-python: same prefix {raw_same:.1f} ms, alternating among 3 {raw_alt:.1f} ms "
               f"(ratio {raw_alt / raw_same:.1f}: one live prefix)")
 
@@ -131,33 +143,81 @@ def agents_throughput(rt: LlamaCppRuntime, n_agents: int, steps: int, max_tokens
     return sum(produced) / wall, sum(produced)
 
 
+def kernel_ceiling(rt: LlamaCppRuntime, n_seqs: int, steps: int = 48) -> float:
+    """Tokens/s of raw batched ``llama_decode`` on ``n_seqs`` sequences of one context (each after
+    the same 40-token prompt, one token each per decode, no sampling): what the CPU kernels allow."""
+    import llama_cpp
+    from llama_cpp import _internals
+
+    llm = rt.llama
+    params = llama_cpp.llama_context_default_params()
+    params.n_ctx, params.n_batch, params.n_ubatch = 512 * n_seqs, 512, 512
+    params.n_threads = params.n_threads_batch = rt.llama.n_threads
+    params.n_seq_max = n_seqs
+    ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
+    batch = _internals.LlamaBatch(n_tokens=512, embd=0, n_seq_max=1, verbose=False)
+    prompt = rt._tokenize(rt.render_prompt(node(0, TEXT_QUESTIONS[0])))[:40]
+
+    def decode(rows: list[tuple[int, list[int], int]]) -> None:
+        b, i = batch.batch, 0
+        for seq, tokens, pos in rows:
+            for k, t in enumerate(tokens):
+                b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = t, pos + k, 1, k == len(tokens) - 1
+                b.seq_id[i][0] = seq
+                i += 1
+        b.n_tokens = i
+        ctx.decode(batch)
+
+    try:
+        for seq in range(n_seqs):
+            decode([(seq, prompt, 0)])
+        start = time.perf_counter()
+        for k in range(steps):
+            decode([(seq, [1000 + k], len(prompt) + k) for seq in range(n_seqs)])
+        return n_seqs * steps / (time.perf_counter() - start)
+    finally:
+        batch.close()
+        ctx.close()
+
+
 def section_throughput(rt: LlamaCppRuntime, steps: int, max_tokens: int) -> None:
-    print(f"2. Throughput, agents on one loaded model ({steps} steps each, up to {max_tokens} tokens)")
+    print(f"2. Throughput, agents on one loaded model ({steps} steps each, up to {max_tokens} tokens, "
+          f"{rt.stats()['slots']} slots)")
     for a in range(4):  # every node's prefix evaluated once, as in a running graph
         rt.complete(node(a, TEXT_QUESTIONS[0]), max_tokens=1)
     base = None
+    ceilings = {}
     for n in (1, 2, 4):
+        with rt.lock:
+            ceilings[n] = kernel_ceiling(rt, n)
+    for n in (1, 2, 4):
+        before = rt.stats()
         tps, total = agents_throughput(rt, n, steps, max_tokens)
+        after = rt.stats()
         base = base or tps
+        mean = (after["batch_mean"] * after["batch_steps"] - (before["batch_mean"] or 0) * before["batch_steps"]) / max(
+            1, after["batch_steps"] - before["batch_steps"])
         target = "  (target >= 2)" if n == 4 else ""
-        print(f"   {n} agent{'s' if n > 1 else ' '}  {tps:7.1f} tokens/s ({total} tokens)  ratio {tps / base:5.2f}{target}")
+        print(f"   {n} agent{'s' if n > 1 else ' '}  {tps:7.1f} tokens/s ({total} tokens, {mean:.2f} requests per decode)"
+              f"  ratio {tps / base:5.2f}{target}")
+    print("   kernel ceiling, raw batched llama_decode: " + ", ".join(
+        f"{n} seq {ceilings[n]:.0f} tokens/s (ratio {ceilings[n] / ceilings[1]:.2f})" for n in (1, 2, 4)))
 
 
 # --- 3. single-request latency vs raw ------------------------------------------------------------
-def section_latency(rt: LlamaCppRuntime, runs: int, max_tokens: int) -> None:
+def section_latency(rt: LlamaCppRuntime, raw: Any, runs: int, max_tokens: int) -> None:
     msgs = node(0, TEXT_QUESTIONS[0])
     tokens = rt._tokenize(rt.render_prompt(msgs))
-    llm = rt.llama
+    llm = raw
     ratios, ours, raws = [], [], []
     for r in range(runs + 1):
         start = time.perf_counter()
         c = rt.complete(msgs, max_tokens=max_tokens)
         t_ours = time.perf_counter() - start
-        with rt.lock:
-            start = time.perf_counter()
-            out = llm.create_completion(tokens, max_tokens=max_tokens, temperature=0.0, top_k=40, top_p=0.95,
-                                        min_p=0.05, repeat_penalty=1.0)
-            t_raw = time.perf_counter() - start
+        start = time.perf_counter()
+        out = llm.create_completion(tokens, max_tokens=max_tokens, temperature=0.0, top_k=40, top_p=0.95,
+                                    min_p=0.05, repeat_penalty=1.0)
+        t_raw = time.perf_counter() - start
         if r == 0:
             continue  # warm-up: both now resume the same live prefix
         if out["usage"]["completion_tokens"] != c.usage.output_tokens:
@@ -175,8 +235,6 @@ def section_options(rt: LlamaCppRuntime, n_prefixes: int = 8, decode_tokens: int
     import llama_cpp
     from llama_cpp import _internals
 
-    from slm_agents.runtimes._llama_decode import restore_state, save_state
-
     prefixes = [rt._tokenize(rt.render_prompt(node(i, QUESTIONS[0]), DEMO_TOOLS)) for i in range(n_prefixes)]
     per_token = rt.stats()["kv_bytes_per_token"]
     held = sum(len(p) for p in prefixes) * per_token
@@ -190,29 +248,32 @@ def section_options(rt: LlamaCppRuntime, n_prefixes: int = 8, decode_tokens: int
             step(k)
         return decode_tokens / (time.perf_counter() - start)
 
+    backend = rt._loaded.batch.backend  # the runtime's calls on its own context, sequence 1
     with rt.lock:
-        # A. state save/restore (the runtime's): the context holds only the working sequence
+        # A. state save/restore (the runtime's): a slot holds only the working sequence
         from slm_agents.runtimes._kv_cache import CachedPrefix
 
         entries = []
         for p in prefixes:
-            llm.reset()
-            llm.eval(p)
-            state, nbytes = save_state(llm)
+            backend.seq_keep(1, 0)
+            backend.decode([(1, p, 0, True)])
+            state, nbytes = backend.save(1)
             entries.append(CachedPrefix(None, tuple(p), state, nbytes))
         times = []
         for k in range(20):
             start = time.perf_counter()
-            restore_state(llm, entries[k % n_prefixes])
+            backend.restore(1, entries[k % n_prefixes])
             times.append((time.perf_counter() - start) * 1000)
         restore_ms = p50(times)
-        speed_a = decode_speed(lambda k: llm.eval([1000 + k]))
-        llm.reset()
+        n_last = len(entries[19 % n_prefixes].tokens)
+        speed_a = decode_speed(lambda k: backend.decode([(1, [1000 + k], n_last + k, True)]))
+        backend.seq_keep(1, 0)
+        rt._loaded.batch.forget()  # the engine's slots no longer hold what it thinks
     # B. sequences in one context: n_seq_max = 1 + prefixes, unified KV, n_ctx grown by the held tokens
     params = llama_cpp.llama_context_default_params()
     params.n_ctx = rt.n_ctx + sum(len(p) for p in prefixes)
     params.n_batch = params.n_ubatch = 512
-    params.n_threads = params.n_threads_batch = llm.n_threads
+    params.n_threads = params.n_threads_batch = rt.llama.n_threads
     params.n_seq_max = n_prefixes + 1
     params.kv_unified = True
     ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
@@ -250,9 +311,30 @@ def section_options(rt: LlamaCppRuntime, n_prefixes: int = 8, decode_tokens: int
           f"(ratio to A {speed_b / speed_a:.2f}); KV cells allocated up front")
 
 
+def requantized(kind: str, folder: str) -> str:
+    """A copy of the default model requantized to ``kind`` (made here from the packaged file with
+    llama.cpp's own quantizer: nothing is downloaded)."""
+    import ctypes
+
+    import llama_cpp
+
+    from slm_agents.models import resolve_model_path
+
+    ftypes = {"q4_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_0, "q8_0": llama_cpp.LLAMA_FTYPE_MOSTLY_Q8_0}
+    out = f"{folder}/default-{kind}.gguf"
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype, params.allow_requantize, params.nthread = ftypes[kind], True, 2
+    if llama_cpp.llama_model_quantize(str(resolve_model_path(None)).encode(), out.encode(), ctypes.byref(params)):
+        raise SystemExit(f"llama.cpp could not requantize the default model to {kind}")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: every core)")
+    ap.add_argument("--slots", type=int, default=None, help="requests decoded together (default: the runtime's)")
+    ap.add_argument("--model", default=None, help="a GGUF file (default: the packaged default model)")
+    ap.add_argument("--requantize", choices=["q4_0", "q8_0"], help="run on a copy of the default model in this type")
     ap.add_argument("--rounds", type=int, default=3, help="measured rounds of TTFT steps per case")
     ap.add_argument("--raw-rounds", type=int, default=2, help="rounds of the raw llama-cpp-python TTFT (0: skip)")
     ap.add_argument("--steps", type=int, default=3, help="steps per agent in the throughput section")
@@ -261,19 +343,24 @@ def main() -> None:
     ap.add_argument("--options", action="store_true", help="also compare the two llama.cpp mechanisms")
     args = ap.parse_args()
 
-    rt = LlamaCppRuntime(n_threads=args.threads, temperature=0.0, repeat_penalty=1.0)
-    s = rt.stats()
-    print(f"model {rt.model_name}: {s['model_bytes'] / 2**20:.0f} MiB weights, KV {s['kv_bytes_per_token']} B/token "
-          f"({s['kv_bytes_per_slot'] / 2**20:.0f} MiB per {s['n_ctx']}-token slot), prefix cache "
-          f"{s['cache_capacity_bytes'] / 2**20:.0f} MiB; threads {rt.llama.n_threads}")
-    section_ttft(rt, args.rounds, args.raw_rounds)
-    section_throughput(rt, args.steps, args.max_tokens)
-    section_latency(rt, args.runs, args.max_tokens)
-    if args.options:
-        section_options(rt)
-    s = rt.stats()
-    print(f"stats: hit rate {s['hit_rate']:.2f} ({s['cache_hits']} hits, {s['cache_restores']} from the cache, "
-          f"{s['cache_misses']} misses)")
+    with tempfile.TemporaryDirectory() as folder:
+        model = requantized(args.requantize, folder) if args.requantize else args.model
+        extra = {"slots": args.slots} if args.slots else {}
+        rt = LlamaCppRuntime(model, n_threads=args.threads, temperature=0.0, repeat_penalty=1.0, **extra)
+        s = rt.stats()
+        print(f"model {rt.model_name}: {s['model_bytes'] / 2**20:.0f} MiB weights, KV {s['kv_bytes_per_token']} "
+              f"B/token ({s['kv_bytes_per_slot'] / 2**20:.0f} MiB per {s['n_ctx']}-token slot, {s['slots']} slots), "
+              f"prefix cache {s['cache_capacity_bytes'] / 2**20:.0f} MiB; threads {rt.llama.n_threads}")
+        raw = raw_llama(rt)
+        section_ttft(rt, raw, args.rounds, args.raw_rounds)
+        section_throughput(rt, args.steps, args.max_tokens)
+        section_latency(rt, raw, args.runs, args.max_tokens)
+        raw.close()
+        if args.options:
+            section_options(rt)
+        s = rt.stats()
+        print(f"stats: hit rate {s['hit_rate']:.2f} ({s['cache_hits']} hits, {s['cache_restores']} from the cache, "
+              f"{s['cache_misses']} misses)")
 
 
 if __name__ == "__main__":

@@ -109,23 +109,22 @@ def test_parallel_tool_calls(runtime: LlamaCppRuntime) -> None:
 
 
 def test_prefix_is_reused_from_the_kv_cache(runtime: LlamaCppRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
-    llm = runtime.llama
     runtime.complete(ask("Weather in Rome?"), TOOLS, "get_weather", max_tokens=40)
-    assert llm.n_tokens > 0
+    backend = runtime._loaded.batch.backend
     evaluated: list[int] = []
-    original = llm.eval
+    original = backend.decode
 
-    def spy(tokens: Any) -> None:
-        evaluated.append(len(tokens))
-        original(tokens)
+    def spy(rows: list[tuple[int, list[int], int, bool]]) -> None:
+        evaluated.extend(len(tokens) for _, tokens, _, _ in rows)
+        original(rows)
 
-    monkeypatch.setattr(llm, "eval", spy)
+    monkeypatch.setattr(backend, "decode", spy)
     msgs = ask("Weather in Madrid, please?")
     c = runtime.complete(msgs, TOOLS, "get_weather", max_tokens=40)
     assert_valid_calls(c, "get_weather")
     prompt_tokens = runtime.count_tokens(runtime.render_prompt(msgs, TOOLS))
     assert c.usage.input_tokens == prompt_tokens
-    # the first eval is the uncached part of the prompt, then one token at a time
+    # the first decode is the uncached part of the prompt, then one token at a time
     assert 0 < evaluated[0] < prompt_tokens // 4, (evaluated[0], prompt_tokens)
     assert set(evaluated[1:]) <= {1}
 
