@@ -229,6 +229,11 @@ class ChatSLM(BaseChatModel):
     0 turns the cache off. Default None: the loaded model's (128 MiB). See the tuning section of
     docs/runtimes.md."""
 
+    slots: int | None = None
+    """Requests the local model decodes together (concurrent ``batch()``/``abatch()`` calls, a
+    LangGraph fan-out, agents in threads); each slot holds ``n_ctx`` tokens of KV. Default None:
+    the runtime's (4). See the concurrency section of docs/runtimes.md."""
+
     llama_kwargs: dict[str, Any] = Field(default_factory=dict)
     """More ``llama_cpp.Llama`` load options for a local model. Default {}."""
 
@@ -267,7 +272,7 @@ class ChatSLM(BaseChatModel):
             api_key=self.api_key.get_secret_value() if self.api_key else None,
             timeout=self.timeout, max_retries=self.max_retries,
             n_ctx=self.n_ctx, n_threads=self.n_threads, lora_path=self.lora_path, lora_scale=self.lora_scale,
-            prefix_cache_bytes=self.prefix_cache_bytes, **self.llama_kwargs,
+            prefix_cache_bytes=self.prefix_cache_bytes, slots=self.slots, **self.llama_kwargs,
         )  # fmt: skip
 
     @property

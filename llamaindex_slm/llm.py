@@ -116,6 +116,9 @@ class SLM(FunctionCallingLLM):
             prompt + tools), so agents with different prompts on one model resume theirs instead
             of evaluating them again; 0 turns the cache off (default None: the loaded model's,
             128 MiB). See the tuning section of docs/runtimes.md.
+        slots: Requests an in-process model decodes together (concurrent ``achat`` calls,
+            agents in threads); each slot holds ``n_ctx`` tokens of KV (default None: the
+            runtime's, 4). See the concurrency section of docs/runtimes.md.
         react_grammar: When a ReActAgent drives the model (its prompt lists the tools), decide
             call-or-answer first and decode the step in ReAct format under a grammar of those
             tools, so ``Action``/``Action Input`` always name a tool with valid arguments
@@ -144,6 +147,8 @@ class SLM(FunctionCallingLLM):
     lora_scale: float = Field(default=1.0, description="The adapter's strength.")
     prefix_cache_bytes: int | None = Field(
         default=None, description="Memory for evaluated prompt prefixes of an in-process model (0: off).")
+    slots: int | None = Field(
+        default=None, description="Requests an in-process model decodes together (default: the runtime's, 4).")
     react_grammar: bool = Field(
         default=True, description="Decode ReActAgent steps under a grammar of the tools its prompt lists.")
 
@@ -199,6 +204,7 @@ class SLM(FunctionCallingLLM):
             self.model_path, self.base_url, self.model, api_key=self._api_key, timeout=self.timeout,
             n_ctx=self.n_ctx, temperature=self.temperature, max_tokens=self.max_tokens,
             lora_path=self.lora_path, lora_scale=self.lora_scale, prefix_cache_bytes=self.prefix_cache_bytes,
+            slots=self.slots,
         )
 
     @property

@@ -49,3 +49,14 @@ def test_both_faces_default_to_the_loaded_models_capacity() -> None:
 
     assert ChatSLM.model_fields["prefix_cache_bytes"].default is None
     assert SLM.model_fields["prefix_cache_bytes"].default is None
+
+
+@pytest.mark.parametrize("build", [chat_slm, llamaindex_slm], ids=["ChatSLM", "SLM"])
+@pytest.mark.parametrize("value", [None, 1, 8])
+def test_slots_reach_the_local_runtime(monkeypatch: pytest.MonkeyPatch, build: Any, value: int | None) -> None:
+    monkeypatch.setattr(llamacpp, "LlamaCppRuntime", RecordingRuntime)
+    RecordingRuntime.built.clear()
+    kw = {} if value is None else {"slots": value}
+    assert isinstance(build(**kw), RecordingRuntime)
+    # None is left out: the runtime's own default applies
+    assert RecordingRuntime.built[-1].get("slots") == value
