@@ -23,6 +23,8 @@ EXPECTED: dict[str, list[str]] = {
     "capture_to_finetune": [r"^captured \d+ calls into ", r"^task t-[0-9a-f]{8} \(weather\): \d+ calls",
                             r"^exported \d+ train \+ \d+ validation examples", r"^eval \S+: n=\d+ ",
                             r"^policy .*: task thresholds \{"],
+    "concurrent_agents_batched": [r"^Weather in Paris\?\s+-> ", r"^batched 4 requests: \d+ decodes, up to [2-4] requests per decode",
+                                  r"^same answers as one at a time: True$"],
     "create_agent_slm_routing": [r"^ai    lookup_order\(\{'order_number': 17\}\)  route=llm reason=\w+",
                                  r"route=llm reason=route:max_depth", r"^captured escalation \(\w+\): SLM said ",
                                  r"LLM said \[\{'id': 'llm_1'"],
