@@ -351,8 +351,9 @@ class BatchEngine:
                 generating.append(slot)
             else:
                 starting.append(slot)
-        if generating:
-            self._decode([(slot, 1) for slot in generating])
+        n_batch = self.backend.n_batch  # a decode holds at most n_batch tokens (more slots than that: several)
+        for i in range(0, len(generating), n_batch):
+            self._decode([(slot, 1) for slot in generating[i : i + n_batch]])
         if starting:
             slot = min(starting, key=lambda s: s.job.order if s.job else 0)  # first come
             job = slot.job
@@ -515,6 +516,9 @@ def multi_sequence_context(llm: Any, slots: int) -> int:
     n_ctx = int(params.n_ctx)
     params.n_ctx = n_ctx * slots
     params.n_seq_max = slots
+    # llama.cpp reserves an output row per sequence and aborts the process when that exceeds
+    # n_outputs_max (n_batch by default): with more slots than n_batch, raise it to the slots
+    params.n_outputs_max = max(int(params.n_outputs_max) or int(params.n_batch), slots)
     params.kv_unified = False
     params.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
     ctx = _internals.LlamaContext(model=llm._model, params=params, verbose=False)
