@@ -2,7 +2,7 @@
 
 The cache keeps evaluated prompt prefixes (system prompt + tools) of one loaded model; these tests
 use opaque byte strings as the saved state. The real model's save and restore are tested in
-tests/integration/core/test_core_prefix_cache.py.
+tests/integration/core/test_core_prefix_cache_real.py.
 """
 
 from __future__ import annotations
@@ -23,31 +23,33 @@ def test_common_prefix_len() -> None:
     assert common_prefix_len((1, 2, 3, 4), [1, 2, 3, 4], limit=2) == 2
 
 
-def test_best_is_the_entry_sharing_the_most_tokens() -> None:
+def test_get_finds_only_the_exact_prefix() -> None:
+    """Every prompt is evaluated in the same chunks (its stable prefix, then the rest), so an entry
+    is only ever resumed as a whole: a lookup is exact, never the longest shared prefix."""
     cache = PrefixCache(1000)
     cache.put(None, [1, 2, 3], b"a", 10)
     cache.put(None, [1, 2, 7, 8, 9], b"b", 10)
-    cache.put(None, [5, 6], b"c", 10)
-    entry, n = cache.best(None, [1, 2, 7, 8, 0])
-    assert entry is not None and entry.state == b"b" and n == 4
-    entry, n = cache.best(None, [1, 2, 3, 4])
-    assert entry is not None and entry.state == b"a" and n == 3
-    assert cache.best(None, [4, 4]) == (None, 0)
-    entry, n = cache.best(None, [1, 2, 3, 4], limit=2)  # the caller keeps one token to evaluate
-    assert n == 2
+    entry = cache.get(None, [1, 2, 7, 8, 9])
+    assert entry is not None and entry.state == b"b" and entry.tokens == (1, 2, 7, 8, 9) and entry.nbytes == 10
+    entry = cache.get(None, (1, 2, 3))  # a tuple of the tokens finds it too
+    assert entry is not None and entry.state == b"a"
+    assert cache.get(None, [1, 2]) is None  # a shorter prefix of an entry
+    assert cache.get(None, [1, 2, 3, 4]) is None  # a longer prompt sharing an entry
+    assert cache.get(None, [1, 2, 7, 8, 0]) is None
+    assert cache.get(None, []) is None
 
 
 def test_an_entry_is_only_found_under_the_adapter_it_was_evaluated_with() -> None:
     cache = PrefixCache(1000)
     cache.put(None, [1, 2, 3], b"base", 10)
-    assert cache.best(LORA, [1, 2, 3, 4]) == (None, 0)
-    assert cache.best(("/models/run/adapter.gguf", 0.5), [1, 2, 3, 4]) == (None, 0)  # the scale counts too
+    assert cache.get(LORA, [1, 2, 3]) is None and not cache.contains(LORA, [1, 2, 3])
+    assert cache.get(("/models/run/adapter.gguf", 0.5), [1, 2, 3]) is None  # the scale counts too
     cache.put(LORA, [1, 2, 3], b"tuned", 10)
     assert len(cache) == 2 and cache.contains(LORA, [1, 2, 3]) and cache.contains(None, (1, 2, 3))
-    entry, _ = cache.best(LORA, [1, 2, 3, 4])
-    assert entry is not None and entry.state == b"tuned"
-    entry, _ = cache.best(None, [1, 2, 3, 4])
-    assert entry is not None and entry.state == b"base"
+    entry = cache.get(LORA, [1, 2, 3])
+    assert entry is not None and entry.state == b"tuned" and entry.adapter == LORA
+    entry = cache.get(None, [1, 2, 3])
+    assert entry is not None and entry.state == b"base" and entry.adapter is None
 
 
 def test_bytes_are_bounded_and_the_least_recently_used_go_first() -> None:
@@ -55,7 +57,7 @@ def test_bytes_are_bounded_and_the_least_recently_used_go_first() -> None:
     for i in range(3):
         assert cache.put(None, [i] * 4, f"s{i}".encode(), 10)
     assert cache.bytes == 30 and len(cache) == 3
-    first, _ = cache.best(None, [0, 0, 0, 0, 1])
+    first = cache.get(None, [0] * 4)
     assert first is not None
     cache.touch(first)  # entry 0 is now the most recently used; entry 1 goes next
     assert cache.put(None, [3] * 4, b"s3", 10)
@@ -77,7 +79,7 @@ def test_a_capacity_of_zero_disables_the_cache() -> None:
     cache = PrefixCache(0)
     assert not cache.enabled
     assert not cache.put(None, [1, 2], b"x", 1)
-    assert len(cache) == 0 and cache.best(None, [1, 2, 3]) == (None, 0)
+    assert len(cache) == 0 and cache.get(None, [1, 2]) is None and not cache.contains(None, [1, 2])
     with pytest.raises(ValueError, match="0"):
         PrefixCache(-1)
 
@@ -125,13 +127,13 @@ NATIVE = (
 
 def agent_steps() -> list[tuple[list[dict], ToolChoice]]:
     """The steps of one agent: a first question, a follow-up after a tool result, other tool_choice."""
-    first = [SYSTEM, {"role": "user", "content": "Orders of customer 42?"}]
-    after_result = [*first, {"role": "assistant", "content": None, "tool_calls": [CALL]},
+    first: list[dict] = [SYSTEM, {"role": "user", "content": "Orders of customer 42?"}]
+    after_result: list[dict] = [*first, {"role": "assistant", "content": None, "tool_calls": [CALL]},
                     {"role": "tool", "tool_call_id": "call_7", "content": '{"orders": ["A1"]}'},
                     {"role": "user", "content": "Refund A1."}]
-    other = [SYSTEM, {"role": "user", "content": "Totally different question, in another step."}]
+    other: list[dict] = [SYSTEM, {"role": "user", "content": "Totally different question, in another step."}]
     return [(first, ToolChoice("auto")), (after_result, ToolChoice("required")), (other, ToolChoice("none")),
-            (first, ToolChoice("function", "refund"))]
+            (first, ToolChoice("required", "refund"))]
 
 
 @pytest.mark.parametrize("kind", ["smollm2", "native"])
