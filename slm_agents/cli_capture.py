@@ -365,22 +365,79 @@ def merge_command(sources: tuple[str, ...], output: str) -> None:
 
 
 @click.command("redact-check")
-@click.argument("file", type=click.File("r", encoding="utf-8", errors="surrogateescape"))
+@click.argument("file", required=False, type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.option("--labelled", is_flag=True,
+              help="Measure redaction on a labelled set (JSON Lines): FILE, or the set shipped with slm-agents.")
+@click.option("--min-recall", type=FiniteFloat(0.0, 1.0), default=0.99, show_default=True,
+              help="With --labelled: exit 1 when fewer labelled PII values than this share are removed.")
+@click.option("--min-negatives", type=FiniteFloat(0.0, 1.0), default=0.98, show_default=True,
+              help="With --labelled: exit 1 when fewer hard negatives than this share are stored unchanged.")
+@click.pass_context
 @one_line_errors
-def redact_check_command(file: Any) -> None:
+def redact_check_command(ctx: click.Context, file: str | None, labelled: bool, min_recall: float,
+                         min_negatives: float) -> None:
     """Print FILE redacted as the capture store would store it; counts per kind on stderr.
 
-    Use ``-`` for standard input.
+    Use ``-`` for standard input. With ``--labelled``, run every item of a labelled set (FILE,
+    default: the shipped one) through the capture store's redaction and print the recall (labelled
+    PII values removed), the hard negatives kept unchanged, recall per kind and each miss (masked);
+    the exit code is 1 below --min-recall or --min-negatives. Format: docs/capture.md.
     """
-    from .capture import Redactor
     from .capture._utils import clean_text
 
+    if labelled:
+        _labelled_check(ctx, file, min_recall, min_negatives)
+        return
+    if file is None:
+        raise click.UsageError("give FILE (or - for standard input), or --labelled to measure on a labelled set")
+    from .capture import Redactor
+
+    with click.open_file(file, "r", encoding="utf-8", errors="surrogateescape") as f:
+        text = f.read()
+    if "\x00" in text:
+        raise click.ClickException(f"{file} is a binary file; redact-check reads text")
     redactor = Redactor.default()
     session = redactor.session()
-    click.echo(clean_text(session.text(file.read())), nl=False)  # whole text: PEM keys span lines
+    click.echo(clean_text(session.text(text)), nl=False)  # whole text: PEM keys span lines
     counts = Counter(session.counts)
     summary = ", ".join(f"{kind}: {n}" for kind, n in counts.most_common()) or "nothing found"
     click.echo(f"redact-check: {sum(counts.values())} redaction(s) — {summary}", err=True)
+
+
+def _labelled_check(ctx: click.Context, file: str | None, min_recall: float, min_negatives: float) -> None:
+    from .capture.redact_check import (
+        SHIPPED_SET,
+        check_labelled,
+        load_labelled,
+        parse_labelled,
+        summary_lines,
+    )
+
+    if file == "-":
+        with click.open_file("-", "rb") as stdin:
+            data = stdin.read()
+        try:
+            items = parse_labelled(data.decode("utf-8"), name="standard input")
+        except UnicodeDecodeError as e:
+            raise click.ClickException(f"standard input is not UTF-8 text ({e.reason}): not a labelled set") from e
+    else:
+        items = load_labelled(file)
+    result = check_labelled(items)
+    negatives = sum(1 for item in items if item.negative)
+    click.echo(f"redact-check: {len(items)} labelled items ({len(items) - negatives} with PII, {negatives} hard "
+               f"negatives) from {'standard input' if file == '-' else file or SHIPPED_SET}")
+    _echo("\n".join(summary_lines(result)))
+    failures = []
+    if result.recall is None or result.recall < min_recall:
+        failures.append("no labelled PII values" if result.recall is None else
+                        f"recall {result.recall:.3f} < {min_recall:g}")
+    if result.negatives_kept is None or result.negatives_kept < min_negatives:
+        failures.append("no hard negatives" if result.negatives_kept is None else
+                        f"hard negatives kept {result.negatives_kept:.3f} < {min_negatives:g}")
+    if failures:
+        click.echo("FAIL: " + "; ".join(failures))
+        ctx.exit(1)
+    click.echo(f"PASS: recall >= {min_recall:g}, hard negatives kept >= {min_negatives:g}")
 
 
 def register(group: click.Group) -> None:
