@@ -2,10 +2,10 @@
 
 Without it, concurrent steps (a LangGraph fan-out, ``batch()``, several agents in one process)
 queue on the model's lock and decode one at a time. Here one driver thread per loaded model owns
-the llama.cpp context and runs a loop like llama-server's: every step it builds one llama.cpp
-batch holding the next token of every request that is generating plus a chunk of the prompt of
-requests that are starting, decodes it once, and samples each request's token from its own row
-of logits with its own sampler and grammar. A request's thread waits on its own queue for what
+the llama.cpp context and runs a loop like llama-server's: every step it decodes the next token
+of every request that is generating in one llama.cpp batch, sampling each request's token from
+its own row of logits with its own sampler and grammar, then evaluates the next chunk of one
+starting request's prompt. A request's thread waits on its own queue for what
 the driver produces (stream chunks, the end, or an error).
 
 - **Slots.** A request runs in a slot: a llama.cpp sequence with KV cells of its own, as many
@@ -14,9 +14,8 @@ the driver produces (stream chunks, the end, or an error).
   longest prefix with its prompt, or restores one from the prefix cache (``_kv_cache``), and
   evaluates only the rest. Requests beyond the slots wait for one.
 - **Same answers.** A request's logits are the same bits whatever it is batched with (see
-  :func:`multi_sequence_context`), and every prompt is evaluated in the same chunks (its stable
-  prefix, then the rest; see :meth:`BatchEngine._step`): greedy answers do not depend on the
-  traffic or on what was evaluated before.
+  :func:`multi_sequence_context`), and whatever it resumed from (see ``MIN_CHUNK``): greedy
+  answers do not depend on the traffic or on what was evaluated before.
 - **Adapters.** A LoRA adapter applies to the whole context, so requests under another adapter
   wait until the running ones finish, then the adapter is switched (first come, first served).
 - **Leaving.** A request whose reader goes away (a closed stream, a timeout) is cancelled and its
@@ -43,13 +42,20 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import GenerationError, GenerationTimeout
-from ._kv_cache import MIN_PREFIX_TOKENS, Adapter, CachedPrefix, PrefixCache
+from ._kv_cache import MIN_PREFIX_TOKENS, Adapter, CachedPrefix, PrefixCache, common_prefix_len
 
 __all__ = ["BatchEngine", "Backend", "Job", "LlamaBackend", "DEFAULT_SLOTS", "multi_sequence_context"]
 
 DEFAULT_SLOTS = 4
 """Requests decoded at once per loaded model. Each slot holds ``n_ctx`` KV cells (92 MB at 4096
 on the default model); past 4, a batched step on a 2-core CPU grows about as fast as it serves."""
+
+MIN_CHUNK = 2
+"""The fewest tokens a prompt chunk holds. Measured on llama.cpp's CPU kernels (flash attention
+off, a sequence's own cells): a prompt evaluated in chunks of 2 or more tokens gives the same bits
+however it is cut, but a chunk of one token (as a token is generated) gives other bits. So a
+request resumes only from tokens evaluated in prompt chunks and never ends its prompt on a
+one-token chunk; then its answer is the same whatever it resumed from."""
 
 _CHUNKS, _DONE, _ERROR = 0, 1, 2
 
@@ -121,10 +127,9 @@ class Job:
 
     @property
     def split(self) -> int:
-        """Where the prompt is cut in two chunks: after the stable prefix when it is worth
-        keeping (0: one chunk). Every request is evaluated this way, whether the prefix is
-        found evaluated or not, so its answer never depends on what was evaluated before."""
-        return self.stable if MIN_PREFIX_TOKENS <= self.stable < len(self.tokens) else 0
+        """Where the prompt's evaluation pauses to save its stable prefix in the prefix cache:
+        after the stable prefix when it is worth keeping (0: no pause)."""
+        return self.stable if MIN_PREFIX_TOKENS <= self.stable <= len(self.tokens) - MIN_CHUNK else 0
 
     def cancel(self) -> None:
         """Stop this request; the driver frees its slot at its next step."""
@@ -158,7 +163,7 @@ class Job:
 class _Slot:
     seq: int
     live: list[int] = field(default_factory=list)  # tokens its KV cells hold, in order
-    canon: int = 0  # the first chunk its cells were evaluated in (a request's split), 0: none
+    exact: int = 0  # leading tokens evaluated in prompt chunks (of MIN_CHUNK or more tokens)
     job: Job | None = None
     used: float = 0.0  # when it last finished a request (least recently used idles out first)
 
@@ -278,8 +283,7 @@ class BatchEngine:
                 running = [s.job for s in self.slots if s.job is not None]
                 if running and job.adapter != running[0].adapter:
                     return  # another adapter: wait until the running requests finish
-                slot = max(free, key=lambda s: (s.canon == job.split and s.live[: job.split] == job.tokens[: job.split],
-                                                -s.used))
+                slot = max(free, key=lambda s: (self._usable(s, job.tokens), -s.used))
                 self._pending.popleft()
                 try:
                     self._start(slot, job, switch=not running)
@@ -303,27 +307,33 @@ class BatchEngine:
         self._admitted += 1
         job.order = self._admitted
         tokens, split = job.tokens, job.split
-        adapter = backend.active_adapter()
-        resume = 0
-        if split and slot.canon == split and slot.live[:split] == tokens[:split]:
-            resume = split  # the slot holds this prefix, evaluated as the first chunk
-        elif split and self.cache.enabled:
-            entry = self.cache.get(adapter, tokens[:split])
+        resume = self._usable(slot, tokens)
+        if split and resume < split and self.cache.enabled:
+            entry = self.cache.get(backend.active_adapter(), tokens[:split])
             if entry is not None and backend.restore(slot.seq, entry):
                 self.cache.touch(entry)
                 self.cache.restores += 1
-                slot.live, resume = list(entry.tokens), split
-            elif entry is not None:
-                slot.live = []
+                slot.live, slot.exact, resume = list(entry.tokens), split, split
+            elif entry is not None:  # refused: the sequence is empty now
+                slot.live, slot.exact, resume = [], 0, 0
+        if split and 0 < split - resume < MIN_CHUNK:
+            resume = max(0, split - MIN_CHUNK)  # no one-token chunk before the split either
         self._keep(slot, resume)
-        slot.canon = split
         job.todo = tokens[resume:]
-        job.cached = bool(split) and resume == split
+        job.cached = bool(split) and resume >= split
         if split and self.cache.enabled:
             if job.cached:
                 self.cache.hits += 1
             else:
                 self.cache.misses += 1
+
+    @staticmethod
+    def _usable(slot: _Slot, tokens: list[int]) -> int:
+        """How many leading ``tokens`` a request can take from ``slot``: those it holds as
+        evaluated in prompt chunks (not one token at a time), leaving a chunk of at least
+        ``MIN_CHUNK`` tokens to evaluate."""
+        limit = min(slot.exact, len(tokens) - MIN_CHUNK)
+        return common_prefix_len(slot.live, tokens, limit) if limit > 0 else 0
 
     _requested: tuple[str | None, float] | None = None  # the adapter last asked of the backend
 
@@ -331,15 +341,12 @@ class BatchEngine:
         if n < len(slot.live) or n == 0:
             self.backend.seq_keep(slot.seq, n)
         del slot.live[n:]
+        slot.exact = min(slot.exact, n)
 
     def _step(self) -> None:
-        """One step: the next token of every generating request in one batched decode, then the
-        next chunk of one starting request's prompt in a decode of its own.
-
-        A prompt is cut in the same chunks whatever else is running (its split, then ``n_batch``
-        tokens at a time) and decoded alone: llama.cpp's CPU kernels give other bits for other
-        chunkings, and this keeps every answer independent of the traffic.
-        """
+        """One step: the next token of every generating request in one batched decode (n_batch
+        at a time), then the next chunk of one starting request's prompt in a decode of its own
+        (``n_batch`` tokens at most, never a one-token chunk; see ``MIN_CHUNK``)."""
         generating, starting = [], []
         for slot in self.slots:
             job = slot.job
@@ -359,7 +366,11 @@ class BatchEngine:
             job = slot.job
             assert job is not None
             end = job.split if len(slot.live) < job.split else len(job.tokens)
-            self._decode([(slot, min(end - len(slot.live), self.backend.n_batch))])
+            left = end - len(slot.live)
+            n = min(left, n_batch)
+            if 0 < left - n < MIN_CHUNK:
+                n = left - MIN_CHUNK  # leave the last chunk MIN_CHUNK tokens, not one
+            self._decode([(slot, n)])
 
     def _decode(self, work: list[tuple[_Slot, int]]) -> None:
         """Evaluate the next ``n`` tokens of each slot's request in one batch; sample the requests
@@ -384,6 +395,8 @@ class BatchEngine:
             end += n
             job = slot.job
             assert job is not None
+            if n >= MIN_CHUNK and slot.exact == len(slot.live):
+                slot.exact += n  # a prompt chunk: the same bits as any other chunking of it
             slot.live.extend(job.todo[:n])
             del job.todo[:n]
             if self._saves_prefix(slot) and len(slot.live) == job.split and self.cache.enabled:

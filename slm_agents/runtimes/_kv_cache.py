@@ -14,9 +14,8 @@ restore vs 0.01 ms copy), against seconds to evaluate it; state copies cost exac
 the prefixes held, while a sequence's cells are allocated up front. ``bench/kv_cache.py
 --options`` measures both.
 
-Every prompt is evaluated in the same two chunks, the stable prefix and the rest, whether the
-prefix is found evaluated or not (llama.cpp's CPU kernels give other bits for other chunkings),
-so an entry is only ever the exact prefix and a step's answer never depends on the cache.
+An entry is the exact stable prefix of a step, evaluated in prompt chunks, so resuming from it
+gives the same answer as evaluating it (``_batch.MIN_CHUNK`` says why that holds).
 
 A prefix is only valid under the LoRA adapter it was evaluated with, so an entry's key is the
 adapter and the tokens. This module holds no llama.cpp calls: the saved state is opaque bytes,

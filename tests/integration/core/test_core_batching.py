@@ -23,7 +23,19 @@ THREADS = int(os.environ.get("SLM_AGENTS_TEST_THREADS", "1"))
 QUESTIONS = ["Weather in Paris?", "Convert 10 km to miles.", "Hello there!", "Tell me a joke.",
              "What is the weather in Lima in f?", "How far is 3 mi in km?"]
 CHOICES = ("required", "auto", "none", None)  # None: no tools bound
-REQUESTS = [(q, c) for q in QUESTIONS for c in CHOICES]
+FOLLOW_UP = "Thanks! And in Rome?"  # a second turn: resumes from the first turn's evaluated prompt
+REQUESTS = [(q, c) for q in [*QUESTIONS, FOLLOW_UP] for c in CHOICES]
+
+
+def messages_for(question: str) -> list[dict[str, Any]]:
+    if question != FOLLOW_UP:
+        return [SYSTEM, {"role": "user", "content": question}]
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    return [SYSTEM, {"role": "user", "content": QUESTIONS[0]},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "18 degrees and cloudy"},
+            {"role": "assistant", "content": "It is 18 degrees and cloudy in Paris."},
+            {"role": "user", "content": question}]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +60,7 @@ def decode_widths(rt: LlamaCppRuntime, monkeypatch: pytest.MonkeyPatch) -> list[
 
 def ask(rt: LlamaCppRuntime, request: tuple[str, str | None], stream: bool) -> tuple[Any, ...]:
     question, choice = request
-    messages = [SYSTEM, {"role": "user", "content": question}]
+    messages = messages_for(question)
     tools = TOOLS if choice else None
     if stream:
         chunks = list(rt.stream(messages, tools, choice, max_tokens=40))
