@@ -89,10 +89,10 @@ def main() -> None:
         from slm_agents.runtimes.llamacpp import LlamaCppRuntime
 
         cases = eval_cases(args.heldout, seed=args.seed + 1)
-        base_rt = LlamaCppRuntime()
+        base_rt = LlamaCppRuntime(slots=1)  # the model finetune replayed on (one call at a time)
         base = metrics(evaluate(base_rt, cases, max_tokens=160))
         before = rss_mb()  # the base model loaded and warm
-        tuned_rt = LlamaCppRuntime(lora_path=result.adapter)  # the same loaded base, plus the adapter
+        tuned_rt = LlamaCppRuntime(slots=1, lora_path=result.adapter)  # the same loaded base, plus the adapter
         tuned = metrics(evaluate(tuned_rt, cases, max_tokens=160))
         print(f"adapter memory on the loaded base: {rss_mb() - before:+.0f} MB RSS "
               f"(adapter file {result.adapter.stat().st_size / 1e6:.1f} MB)")

@@ -105,7 +105,8 @@ def finetune(
     gguf_path = resolve_model_path(model_path)
     data: TaskData = load_task(db, task, val_fraction=val_fraction, seed=config.seed, min_examples=min_examples)
     out = prepare_output(out_dir, force=force, resume=resume)
-    runtime = LlamaCppRuntime(gguf_path, **(runtime_kwargs or {}))
+    runtime_kwargs = {"slots": 1, **(runtime_kwargs or {})}  # it replays one call at a time: one slot's KV
+    runtime = LlamaCppRuntime(gguf_path, **runtime_kwargs)
     encoded = [e for e in (encode(runtime, ex, config.max_length) for ex in data.train) if e is not None]
     counts = data.counts()
     counts["too_long"] = len(data.train) - len(encoded)
@@ -148,8 +149,9 @@ def compare(gguf_path: Path, adapter: Path, data: TaskData, *, max_tokens: int =
     from slm_agents.runtimes.llamacpp import LlamaCppRuntime
 
     cases = [e.case(data.task) for e in data.validation]
-    base_rt = LlamaCppRuntime(gguf_path, **(runtime_kwargs or {}))
-    tuned_rt = LlamaCppRuntime(gguf_path, lora_path=adapter, **(runtime_kwargs or {}))
+    runtime_kwargs = {"slots": 1, **(runtime_kwargs or {})}  # one call at a time: one slot's KV
+    base_rt = LlamaCppRuntime(gguf_path, **runtime_kwargs)
+    tuned_rt = LlamaCppRuntime(gguf_path, lora_path=adapter, **runtime_kwargs)
     base = _metrics(evaluate(base_rt, cases, max_tokens=max_tokens))
     tuned = _metrics(evaluate(tuned_rt, cases, max_tokens=max_tokens))
     echo(f"validation ({len(cases)} held-out calls)   base -> tuned")
