@@ -10,6 +10,13 @@ tests/integration/core/test_core_batching.py.
 The fake "model": the token sampled after evaluated token ``t`` is ``GEN + t`` (``t + 1`` after a
 sampled token). Request ``k``'s own prompt tokens are ``k * 1000 + i``, so every request has an
 answer of its own and a request sampling another's row gets a wrong answer.
+
+The resume rule checked here (see ``MIN_CHUNK`` in _batch.py): a request resumes from the tokens a
+slot holds as evaluated in prompt chunks of ``MIN_CHUNK`` or more (never from generated tokens),
+leaving at least ``MIN_CHUNK`` tokens to evaluate; short of its split (the stable prefix) it
+restores the prefix cache's entry, and one token short of the split it backs off to
+``split - MIN_CHUNK``. A prompt is evaluated up to the split, then the rest, ``n_batch`` tokens at
+most a chunk and never a chunk of one token.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from typing import Any
 import pytest
 
 from slm_agents.errors import GenerationError, GenerationTimeout
-from slm_agents.runtimes._batch import BatchEngine, Job
+from slm_agents.runtimes._batch import MIN_CHUNK, BatchEngine, Job
 from slm_agents.runtimes._kv_cache import MIN_PREFIX_TOKENS, Adapter, CachedPrefix, PrefixCache
 
 Row = tuple[int, list[int], int, bool]  # (seq, tokens, first position, logits for the last)
@@ -54,6 +61,7 @@ class FakeBackend:
         self.fail: Callable[[list[Row]], bool] | None = None
         self.hook: Callable[[list[Row]], None] | None = None  # runs first in each decode, on the driver
         self.snapshots: list[dict[int, list[int]]] = []  # what the sequences held before each decode
+        self.take_snapshots = True  # off for long runs (the copies grow with the sequences)
         self.violations: list[str] = []
 
     def decode(self, rows: list[Row]) -> None:
@@ -63,7 +71,8 @@ class FakeBackend:
         if self.fail is not None and self.fail(rows):
             self.failed.append(rows)
             raise RuntimeError("no KV cells left")
-        self.snapshots.append({seq: list(held) for seq, held in self.seqs.items() if held})
+        if self.take_snapshots:
+            self.snapshots.append({seq: list(held) for seq, held in self.seqs.items() if held})
         if sum(len(tokens) for _, tokens, _, _ in rows) > self.n_batch:
             self.violations.append(f"a batch larger than n_batch: {rows}")
         if len({seq for seq, _, _, _ in rows}) != len(rows):
@@ -151,7 +160,7 @@ def owner(token: int) -> int:
 
 def make_job(backend: FakeBackend, tokens: list[int], new: int = 3, stable: int = 0,
              adapter: tuple[str | None, float] = BASE, fail_on_token: int | None = None,
-             sampler_fails_at: int | None = None, on_sampled: Callable[[Job, int], None] | None = None) -> Job:
+             sampler_fails_at: int | None = None, on_sampled: Callable[[Job, int], object] | None = None) -> Job:
     """A request generating ``new`` tokens, streaming each one as a chunk."""
     out: list[int] = []
 
@@ -177,24 +186,74 @@ def collect(job: Job, wait: float = WAIT) -> list[int]:
     return tokens
 
 
-def prompt_chunks(calls: list[list[Row]], seq: int) -> list[tuple[int, int, bool]]:
-    """``(first position, length, logits)`` of each prompt chunk decoded into ``seq``; each was
-    decoded in a call of its own."""
-    chunks = []
+def prompt_chunks(calls: list[list[Row]], seq: int, n: int) -> list[tuple[int, int, bool]]:
+    """``(first position, length, logits)`` of each chunk of the ``n``-token prompt decoded into
+    ``seq`` (rows below position ``n``; generated tokens come after); each was decoded in a call
+    of its own."""
+    found = []
     for call in calls:
         for row_seq, tokens, pos, logits in call:
-            if row_seq == seq and tokens[0] < GEN:
+            if row_seq == seq and pos < n:
                 assert len(call) == 1, f"a prompt chunk shared its decode: {call}"
-                chunks.append((pos, len(tokens), logits))
-    return chunks
+                found.append((pos, len(tokens), logits))
+    return found
 
 
-def canonical(n: int, split: int, n_batch: int) -> list[tuple[int, int, bool]]:
-    """The chunks every prompt of ``n`` tokens split at ``split`` is evaluated in."""
-    chunks = []
-    for lo, hi in ((0, split), (split, n)):
-        chunks += [(s, min(n_batch, hi - s), min(s + n_batch, hi) == n) for s in range(lo, hi, n_batch)]
-    return chunks
+def chunks(n: int, split: int, n_batch: int, start: int = 0) -> list[tuple[int, int, bool]]:
+    """The chunks a prompt of ``n`` tokens resumed at ``start`` is evaluated in: up to the split
+    (0: no split), then the rest, ``n_batch`` tokens at a time; a part that would end on a chunk
+    of one token takes ``MIN_CHUNK - 1`` from the chunk before it."""
+    found = []
+    for lo, hi in ((start, max(start, split)), (max(start, split), n)):
+        whole, rest = divmod(hi - lo, n_batch)
+        sizes = [n_batch] * whole + ([rest] if rest else [])
+        if 0 < rest < MIN_CHUNK and whole:
+            sizes[-2:] = [n_batch - (MIN_CHUNK - rest), MIN_CHUNK]
+        for size in sizes:
+            found.append((lo, size, lo + size == n))
+            lo += size
+    return found
+
+
+def split_of(n: int, stable: int) -> int:
+    """``Job.split`` written out: the stable prefix when worth keeping and at least ``MIN_CHUNK``
+    tokens are left after it."""
+    return stable if MIN_PREFIX_TOKENS <= stable <= n - MIN_CHUNK else 0
+
+
+def common(a: list[int], b: list[int]) -> int:
+    same = 0
+    while same < min(len(a), len(b)) and a[same] == b[same]:
+        same += 1
+    return same
+
+
+def record_prompt_chunks(engine: BatchEngine, backend: FakeBackend) -> dict[Job, list[tuple[int, int, bool]]]:
+    """Each request's prompt chunks, recorded as they are decoded (on the driver thread, where the
+    slot's request is known); for tests with concurrent traffic."""
+    found: defaultdict[Job, list[tuple[int, int, bool]]] = defaultdict(list)
+
+    def hook(rows: list[Row]) -> None:
+        for seq, tokens, pos, logits in rows:
+            job = engine.slots[seq].job
+            assert job is not None
+            if pos < len(job.tokens):
+                assert len(rows) == 1, f"a prompt chunk shared its decode: {rows}"
+                found[job].append((pos, len(tokens), logits))
+
+    backend.hook = hook
+    return found
+
+
+def assert_prompt_cut(found: list[tuple[int, int, bool]], n: int, n_batch: int, start: int) -> None:
+    """What every prompt's chunks are, stated without the rule's arithmetic: they follow each other
+    from ``start`` to ``n``, each of ``MIN_CHUNK`` (a one-token prompt: 1) to ``n_batch`` tokens,
+    the last alone asking for logits."""
+    assert found, "no prompt chunk decoded"
+    assert found[0][0] == start and sum(size for _, size, _ in found) == n - start
+    assert all(pos + size == nxt for (pos, size, _), (nxt, _, _) in zip(found, found[1:], strict=False))
+    assert all(min(MIN_CHUNK, n) <= size <= n_batch for _, size, _ in found), found
+    assert [logits for *_, logits in found] == [False] * (len(found) - 1) + [True]
 
 
 @pytest.fixture
@@ -219,6 +278,33 @@ def submit_together(engine: BatchEngine, *jobs: Job) -> None:
     with engine.lock:
         for job in jobs:
             engine.submit(job)
+
+
+class Beside:
+    """Requests generating in the first ``count`` slots all along (0: none), one token per step
+    beside each request :meth:`ask` runs, waiting (on the driver) between requests."""
+
+    def __init__(self, engine: BatchEngine, backend: FakeBackend, count: int):
+        self.engine, self.backend = engine, backend
+        self.asking = threading.Event()  # set while a request runs
+        self.runners = [make_job(backend, prompt(k, 3), new=10**9, on_sampled=lambda job, n: self.asking.wait(WAIT))
+                        for k in range(998, 998 - count, -1)]
+        submit_together(engine, *self.runners)
+
+    def ask(self, tokens: list[int], new: int, stable: int) -> Job:
+        """Run one request to its end (checking its answer) while the runners generate."""
+        job = make_job(self.backend, tokens, new=new, stable=stable,
+                       on_sampled=lambda job, said: self.asking.clear() if said == job.max_new else None)
+        self.asking.set()
+        assert collect(self.engine.submit(job)) == answer(tokens, new)
+        return job
+
+    def stop(self) -> list[list[int]]:
+        """End the runners; returns what each said."""
+        for runner in self.runners:
+            runner.cancel()
+        self.asking.set()
+        return [collect(runner) for runner in self.runners]
 
 
 # --- batching ------------------------------------------------------------------------------------
@@ -286,12 +372,14 @@ def test_a_decode_never_holds_more_than_n_batch_tokens(make_engine: Any) -> None
 
 
 def test_threads_under_load_lose_no_request(make_engine: Any) -> None:
-    """8 threads x 25 requests on 3 slots, some sharing a stable prefix: every answer right."""
+    """8 threads x 25 requests on 3 slots, some sharing a stable prefix: every answer right, every
+    prompt resumed and cut by the rule."""
     engine, backend = make_engine(slots=3, capacity=500)
+    found = record_prompt_chunks(engine, backend)
     shared = prompt(900, 40)
     errors: list[BaseException] = []
     wrong: list[int] = []
-    with_prefix_jobs: list[int] = []
+    jobs: list[Job] = []
 
     def agent(t: int) -> None:
         rng = random.Random(t)
@@ -300,9 +388,8 @@ def test_threads_under_load_lose_no_request(make_engine: Any) -> None:
             with_prefix = rng.random() < 0.5
             tokens = prompt(k, rng.randint(1, 12), shared if with_prefix else ())
             new = rng.randint(1, 6)
-            if with_prefix:
-                with_prefix_jobs.append(k)
             job = engine.submit(make_job(backend, tokens, new=new, stable=40 if with_prefix else 0))
+            jobs.append(job)
             try:
                 if collect(job) != answer(tokens, new):
                     wrong.append(k)
@@ -315,39 +402,68 @@ def test_threads_under_load_lose_no_request(make_engine: Any) -> None:
     for thread in threads:
         thread.join(WAIT)
     assert not any(thread.is_alive() for thread in threads)
-    assert errors == [] and wrong == []
+    assert errors == [] and wrong == [] and len(jobs) == 200
     assert engine.busy() == 0 and engine.stats()["batch_peak"] <= 3
+    starts: dict[Job, int] = {}
+    for job in jobs:
+        n = len(job.tokens)
+        starts[job] = found[job][0][0]
+        assert_prompt_cut(found[job], n, 8, starts[job])
+        assert found[job] == chunks(n, job.split, 8, starts[job])
+        if job.tokens[0] != shared[0]:
+            assert starts[job] == 0  # its own tokens: nothing to resume
+        elif n == 41:  # a tail of one token: no split (nothing left after it), resumed up to n - 2
+            assert job.split == 0 and starts[job] in (0, 39)
+        else:  # a hit resumes at the split (from a slot or the cache: the tails differ), a miss at 0
+            assert job.split == 40 and starts[job] in (0, 40)
+    split_jobs = [job for job in jobs if job.split]
     cache = engine.cache
-    assert cache.hits + cache.misses == len(with_prefix_jobs)
-    # a miss evaluates the shared prefix from the start, a hit does not
-    assert cache.misses == sum(1 for call in backend.calls for row in call if row[1][0] == shared[0] and row[2] == 0)
-    assert cache.hits > 0
+    assert 0 < cache.hits == sum(starts[job] == 40 for job in split_jobs)
+    assert 0 < cache.misses == sum(starts[job] == 0 for job in split_jobs)
+    assert cache.restores == len(backend.restored) <= cache.hits
+    assert cache.contains(None, shared) and len(cache) == 1
 
 
-# --- prompts in canonical chunks -------------------------------------------------------------------
+# --- prompts in chunks ------------------------------------------------------------------------------
 def test_split_is_the_stable_prefix_when_worth_keeping() -> None:
     def split(stable: int, n: int) -> int:
         return Job(list(range(n)), 1, None, lambda *a: (True, []), stable=stable).split
 
-    assert MIN_PREFIX_TOKENS == 32
-    assert split(40, 50) == 40 and split(32, 50) == 32
+    assert MIN_PREFIX_TOKENS == 32 and MIN_CHUNK == 2
+    assert split(40, 50) == 40 and split(32, 50) == 32 and split(48, 50) == 48
     assert split(31, 50) == 0  # too short to keep
+    assert split(49, 50) == 0  # one token left after it: a one-token chunk
     assert split(50, 50) == 0 and split(60, 50) == 0  # the whole prompt: nothing left to sample from
     assert split(0, 50) == 0
+    assert all(split(stable, n) == split_of(n, stable) for n in range(30, 60) for stable in range(0, 62))
 
 
-@pytest.mark.parametrize("stable", [0, 31, 40, 45, 50])
-def test_a_prompt_is_cut_the_same_way_alone_and_among_other_requests(make_engine: Any, stable: int) -> None:
+@pytest.mark.parametrize(("stable", "expected"), [
+    (0, [(0, 8, False), (8, 8, False), (16, 8, False), (24, 8, False), (32, 8, False), (40, 8, False),
+         (48, 2, True)]),
+    (31, [(0, 8, False), (8, 8, False), (16, 8, False), (24, 8, False), (32, 8, False), (40, 8, False),
+          (48, 2, True)]),
+    (40, [(0, 8, False), (8, 8, False), (16, 8, False), (24, 8, False), (32, 8, False), (40, 8, False),
+          (48, 2, True)]),
+    (41, [(0, 8, False), (8, 8, False), (16, 8, False), (24, 8, False), (32, 7, False), (39, 2, False),
+          (41, 7, False), (48, 2, True)]),  # neither part ends on a one-token chunk
+    (45, [(0, 8, False), (8, 8, False), (16, 8, False), (24, 8, False), (32, 8, False), (40, 5, False),
+          (45, 5, True)]),
+    (48, [(0, 8, False), (8, 8, False), (16, 8, False), (24, 8, False), (32, 8, False), (40, 8, False),
+          (48, 2, True)]),
+    (49, [(0, 8, False), (8, 8, False), (16, 8, False), (24, 8, False), (32, 8, False), (40, 8, False),
+          (48, 2, True)]),  # no split: it would leave one token
+])
+def test_a_prompt_is_cut_the_same_way_alone_and_among_other_requests(
+        make_engine: Any, stable: int, expected: list[tuple[int, int, bool]]) -> None:
     tokens = prompt(1, 50)
-    split = stable if MIN_PREFIX_TOKENS <= stable < 50 else 0
-    expected = canonical(50, split, 8)
-    assert all(n <= 8 for _, n, _ in expected) and [logits for *_, logits in expected].count(True) == 1
+    assert chunks(50, split_of(50, stable), 8) == expected
 
     engine, backend = make_engine(slots=3, capacity=0)
     alone = make_job(backend, tokens, new=2, stable=stable)
     submit_together(engine, alone)
     assert collect(alone) == answer(tokens, 2)
-    assert prompt_chunks(backend.calls, alone.slot.seq) == expected  # type: ignore[union-attr]
+    assert prompt_chunks(backend.calls, alone.slot.seq, 50) == expected  # type: ignore[union-attr]
 
     engine, backend = make_engine(slots=3, capacity=0)
     others = [make_job(backend, prompt(k, 5), new=30) for k in (2, 3)]
@@ -356,11 +472,59 @@ def test_a_prompt_is_cut_the_same_way_alone_and_among_other_requests(make_engine
     assert collect(job) == answer(tokens, 2)
     assert [collect(o) for o in others] == [answer(prompt(k, 5), 30) for k in (2, 3)]
     seq = job.slot.seq  # type: ignore[union-attr]
-    assert prompt_chunks(backend.calls, seq) == expected
+    assert prompt_chunks(backend.calls, seq, 50) == expected
     # the other requests generated between its chunks: they ran, its chunks did not change
-    chunk_calls = [i for i, call in enumerate(backend.calls) if call[0][0] == seq and call[0][1][0] < GEN]
+    chunk_calls = [i for i, call in enumerate(backend.calls) if call[0][0] == seq and call[0][2] < 50]
     between = backend.calls[chunk_calls[0]:chunk_calls[-1]]
     assert sum(1 for call in between if len(call) == 2 and all(row[1][0] >= GEN for row in call)) == len(expected) - 1
+
+
+@pytest.mark.parametrize("beside", [False, True], ids=["alone", "beside"])
+@pytest.mark.parametrize("n_batch", [3, 4, 5, 7, 8, 16])
+def test_no_prompt_chunk_holds_one_token(make_engine: Any, n_batch: int, beside: bool) -> None:
+    """Prompts of 2 to 60 tokens, split at random stable prefixes (or not), resumed at random
+    points of what the slot holds: never a chunk of one token (other bits than any other cut),
+    never more than n_batch, a pause at the split, the resume point the rule's."""
+    engine, backend = make_engine(slots=3 if beside else 1, capacity=0, n_batch=n_batch)
+    backend.take_snapshots = False
+    others = Beside(engine, backend, 2 if beside else 0)
+    seq = len(engine.slots) - 1
+    rng = random.Random(n_batch)
+    cases = 0
+    try:
+        for n in range(2, 61):
+            for _ in range(4):
+                cases += 1
+                tokens = prompt(cases, n)
+                split = rng.choice([0, *range(MIN_PREFIX_TOKENS, n - 1)])
+                held = rng.choice([0, 1, rng.randint(0, n - 2), split - 1, split, split + 1])
+                held = max(0, min(held, n - MIN_CHUNK))
+                others.ask([*tokens[:held], *prompt(500 + cases, 2)], 1, 0)  # the slot now holds tokens[:held]
+                resume = split - MIN_CHUNK if split and split - held == 1 else held
+                done = len(backend.calls)
+                job = others.ask(tokens, 1, split)
+                assert job.slot is engine.slots[seq] and job.split == split
+                found = prompt_chunks(backend.calls[done:], seq, n)
+                assert_prompt_cut(found, n, n_batch, resume)
+                assert not split or resume >= split or split in {pos for pos, _, _ in found}
+                assert found == chunks(n, split, n_batch, resume), (n, split, held)
+    finally:
+        said = others.stop()
+    assert all(len(tokens) > cases for tokens in said)
+
+
+@pytest.mark.xfail(strict=True, raises=GenerationError, reason=(
+    "n_batch=1 (a LlamaCppRuntime option): at a 2-token remainder _step takes n = min(2, n_batch) = 1, "
+    "sees 0 < 2 - 1 < MIN_CHUNK and shortens it to 2 - MIN_CHUNK = 0 tokens: an empty decode (LlamaBackend "
+    "writes b.logits[-1], llama_decode refuses n_tokens == 0), so every prompt of 2+ tokens fails"))
+def test_an_n_batch_of_one_still_answers(make_engine: Any) -> None:
+    """With n_batch=1 no chunk can hold MIN_CHUNK tokens: the prompt is evaluated one token at a
+    time (as before the resume rule), not in an empty chunk."""
+    engine, backend = make_engine(slots=1, capacity=0, n_batch=1)
+    backend.fail = lambda rows: any(not tokens for _, tokens, _, _ in rows)  # llama_decode: n_tokens == 0 is an error
+    job = make_job(backend, prompt(1, 2))
+    assert collect(engine.submit(job)) == answer(job.tokens, 3)
+    assert prompt_chunks(backend.calls, 0, 2) == [(0, 1, False), (1, 1, True)]
 
 
 # --- the prefix cache and the slots' own tokens ----------------------------------------------------
@@ -370,15 +534,15 @@ def test_a_prefix_hit_resumes_at_the_split_from_the_slot_or_the_cache(make_engin
     P, Q = prompt(900, 40), prompt(800, 40)
     a = make_job(backend, prompt(1, 10, P), stable=40)
     assert collect(engine.submit(a)) == answer(a.tokens, 3)
-    assert prompt_chunks(backend.calls, 0) == canonical(50, 40, 8)
+    assert prompt_chunks(backend.calls, 0, 50) == chunks(50, 40, 8)
     assert (cache.hits, cache.misses, cache.restores) == (0, 1, 0)
     assert backend.saved == [0] and cache.contains(None, P) and cache.get(None, P).state == tuple(P)  # type: ignore[union-attr]
 
-    # the slot still holds P, evaluated as a first chunk: only the rest is evaluated
+    # the slot still holds P, evaluated in prompt chunks: only the rest is evaluated
     done = len(backend.calls)
     b = make_job(backend, prompt(2, 13, P), stable=40)
     assert collect(engine.submit(b)) == answer(b.tokens, 3)
-    assert prompt_chunks(backend.calls[done:], 0) == canonical(53, 40, 8)[5:] == [(40, 8, False), (48, 5, True)]
+    assert prompt_chunks(backend.calls[done:], 0, 53) == chunks(53, 40, 8, 40) == [(40, 8, False), (48, 5, True)]
     assert (cache.hits, cache.misses, cache.restores) == (1, 1, 0) and backend.saved == [0]
 
     # another prefix takes the slot (and is cached)...
@@ -386,14 +550,15 @@ def test_a_prefix_hit_resumes_at_the_split_from_the_slot_or_the_cache(make_engin
     assert collect(engine.submit(c)) == answer(c.tokens, 3)
     assert (cache.hits, cache.misses, cache.restores) == (1, 2, 0) and len(cache) == 2
 
-    # ...so P comes back from the cache, and again only the rest is evaluated
+    # ...so P comes back from the cache, and again only the rest is evaluated (never a last chunk of 1)
     done = len(backend.calls)
     d = make_job(backend, prompt(4, 9, P), stable=40)
     assert collect(engine.submit(d)) == answer(d.tokens, 3)
     assert backend.restored == [(0, tuple(P))]
-    assert prompt_chunks(backend.calls[done:], 0) == canonical(49, 40, 8)[5:]
+    assert prompt_chunks(backend.calls[done:], 0, 49) == chunks(49, 40, 8, 40) == [(40, 7, False), (47, 2, True)]
     assert (cache.hits, cache.misses, cache.restores) == (2, 2, 1) and backend.saved == [0, 0]
     assert cache.stats()["hit_rate"] == 0.5
+    assert backend.seqs[0] == d.tokens + answer(d.tokens, 2)
 
 
 def test_a_restored_prefix_is_the_last_to_be_evicted(make_engine: Any) -> None:
@@ -407,40 +572,231 @@ def test_a_restored_prefix_is_the_last_to_be_evicted(make_engine: Any) -> None:
     assert (cache.hits, cache.misses, cache.restores, cache.evictions) == (2, 3, 2, 1)
 
 
-def test_a_request_takes_the_free_slot_holding_its_prefix(make_engine: Any) -> None:
+def test_a_request_takes_the_free_slot_with_the_longest_usable_prefix_then_the_least_recently_used(
+        make_engine: Any) -> None:
     engine, backend = make_engine(slots=2, capacity=0)
-    P, Q = prompt(900, 40), prompt(800, 40)
+    P = prompt(900, 40)
+    a, c = make_job(backend, prompt(1, 10, P), stable=40), make_job(backend, prompt(3, 10, P), stable=40)
+    submit_together(engine, a, c)
+    collect(a), collect(c)
+    slot_a, slot_c = a.slot, c.slot
+    assert slot_a is not slot_c and slot_a is not None and slot_c is not None
+
+    # both slots hold P; the one holding 5 more of its tokens wins
+    done = len(backend.calls)
+    b = make_job(backend, [*c.tokens[:45], *prompt(2, 5)], stable=40)
+    assert collect(engine.submit(b)) == answer(b.tokens, 3)
+    assert b.slot is slot_c and prompt_chunks(backend.calls[done:], slot_c.seq, 50) == [(45, 5, True)]
+
+    # the same usable prefix (P) in both: the least recently used slot, a's, then b's
+    done = len(backend.calls)
+    d = make_job(backend, prompt(4, 10, P), stable=40)
+    assert collect(engine.submit(d)) == answer(d.tokens, 3)
+    assert d.slot is slot_a and prompt_chunks(backend.calls[done:], slot_a.seq, 50) == chunks(50, 40, 8, 40)
+    e = make_job(backend, prompt(5, 10, P), stable=40)
+    assert collect(engine.submit(e)) == answer(e.tokens, 3)
+    assert e.slot is slot_c
+
+    # a prompt sharing nothing takes the least recently used slot too (d's, not e's)
+    f = make_job(backend, prompt(6, 10))
+    assert collect(engine.submit(f)) == answer(f.tokens, 3)
+    assert f.slot is slot_a and backend.saved == [] and backend.restored == []
+
+
+def test_a_follow_up_turn_resumes_where_the_previous_prompt_ended_not_at_the_split(make_engine: Any) -> None:
+    engine, backend = make_engine(slots=1, capacity=1_000_000)
+    cache = engine.cache
+    P = prompt(900, 40)
     a = make_job(backend, prompt(1, 10, P), stable=40)
     collect(engine.submit(a))
-    c = make_job(backend, prompt(3, 10, Q), stable=40)
-    collect(engine.submit(c))
-    assert c.slot is not a.slot  # the idle slot, not the one holding P
+    tokens = a.tokens
+    for k, extra, expected in ((2, 6, [(50, 6, True)]), (3, 13, [(56, 8, False), (64, 5, True)])):
+        start, tokens = len(tokens), [*tokens, *prompt(k, extra)]  # each turn extends the previous prompt
+        done = len(backend.calls)
+        job = make_job(backend, tokens, stable=40)
+        assert collect(engine.submit(job)) == answer(tokens, 3)
+        assert prompt_chunks(backend.calls[done:], 0, len(tokens)) == chunks(len(tokens), 40, 8, start) == expected
+    # both follow-ups hit (resumed past the split), from the slot: the cache was written once
+    assert (cache.hits, cache.misses, cache.restores) == (2, 1, 0) and backend.saved == [0] and len(cache) == 1
+
+
+def test_generated_tokens_are_never_resumed(make_engine: Any) -> None:
+    """A follow-up repeating the previous answer: the slot holds that answer but evaluated one token
+    at a time (other bits than a prompt chunk), so it is evaluated again from the prompt's end."""
+    engine, backend = make_engine(slots=1, capacity=0)
+    P = prompt(900, 40)
+    a = make_job(backend, prompt(1, 10, P), new=3, stable=40)
+    said = collect(engine.submit(a))
+    assert backend.seqs[0] == [*a.tokens, *said[:2]]  # the answer's last token is never evaluated
+    tokens = [*a.tokens, *said, *prompt(2, 6)]
+    done = len(backend.calls)
+    b = make_job(backend, tokens, stable=40)
+    assert collect(engine.submit(b)) == answer(tokens, 3)
+    assert prompt_chunks(backend.calls[done:], 0, 59) == chunks(59, 40, 8, 50) == [(50, 7, False), (57, 2, True)]
+    assert backend.calls[done][0][1][:3] == said  # the answer re-evaluated as a prompt chunk
+
+    # and now that it was, the next turn resumes past it
+    done = len(backend.calls)
+    c = make_job(backend, [*tokens, *prompt(3, 4)], stable=40)
+    assert collect(engine.submit(c)) == answer(c.tokens, 3)
+    assert prompt_chunks(backend.calls[done:], 0, 63) == [(59, 4, True)]
+
+
+@pytest.mark.parametrize(("n", "stable", "capacity"), [(50, 0, 0), (50, 40, 0), (50, 40, 1_000_000),
+                                                       (50, 48, 1_000_000), (3, 0, 0), (2, 0, 0)])
+def test_an_identical_request_evaluates_its_last_two_tokens(make_engine: Any, n: int, stable: int,
+                                                            capacity: int) -> None:
+    engine, backend = make_engine(slots=1, capacity=capacity)
+    tokens = prompt(1, n)
+    collect(engine.submit(make_job(backend, tokens, stable=stable)))
+    for _ in range(2):
+        done = len(backend.calls)
+        again = make_job(backend, tokens, stable=stable)
+        assert collect(engine.submit(again)) == answer(tokens, 3)
+        assert prompt_chunks(backend.calls[done:], 0, n) == [(n - MIN_CHUNK, MIN_CHUNK, True)]
+    cache = engine.cache  # with a split and a cache: the first a miss, the repeats hits from the slot
+    counted = bool(capacity and split_of(n, stable))
+    assert (cache.hits, cache.misses, cache.restores) == ((2, 1, 0) if counted else (0, 0, 0))
+
+
+def test_the_resume_point_backs_off_to_two_before_the_split(make_engine: Any) -> None:
+    """One token short of the split, a request resumes two short (a chunk of one token before the
+    split would give other bits); further short, it resumes where the slot's tokens end."""
+    engine, backend = make_engine(slots=1, capacity=1_000_000)
+    cache = engine.cache
+    P = prompt(900, 40)
+    collect(engine.submit(make_job(backend, [*P[:39], *prompt(1, 10)])))  # no split: nothing cached
     done = len(backend.calls)
     b = make_job(backend, prompt(2, 10, P), stable=40)
     assert collect(engine.submit(b)) == answer(b.tokens, 3)
-    assert b.slot is a.slot and prompt_chunks(backend.calls[done:], a.slot.seq)[0] == (40, 8, False)  # type: ignore[union-attr]
-    assert backend.saved == [] and backend.restored == []
+    assert prompt_chunks(backend.calls[done:], 0, 50) == chunks(50, 40, 8, 38) == [(38, 2, False), (40, 8, False),
+                                                                                    (48, 2, True)]
+    assert (cache.hits, cache.misses) == (0, 1) and cache.get(None, P).state == tuple(P)  # type: ignore[union-attr]
 
-
-def test_a_prefix_evaluated_in_other_chunks_is_not_resumed(make_engine: Any) -> None:
-    """Same tokens, another split: the slot's cells came from other chunks, so all is evaluated again."""
-    engine, backend = make_engine(slots=1, capacity=0)
-    tokens = prompt(1, 50)
-    collect(engine.submit(make_job(backend, tokens, stable=0)))
+    # one short again, but the cache holds the prefix: restored, resumed at the split
+    collect(engine.submit(make_job(backend, [*P[:39], *prompt(3, 10)])))
     done = len(backend.calls)
-    again = make_job(backend, tokens, stable=40)
-    assert collect(engine.submit(again)) == answer(tokens, 3)
-    assert prompt_chunks(backend.calls[done:], 0) == canonical(50, 40, 8)
+    c = make_job(backend, prompt(4, 10, P), stable=40)
+    assert collect(engine.submit(c)) == answer(c.tokens, 3)
+    assert prompt_chunks(backend.calls[done:], 0, 50) == [(40, 8, False), (48, 2, True)]
+    assert (cache.hits, cache.misses, cache.restores) == (1, 1, 1)
+
+    # three short, with nothing cached: resumed where the slot's tokens end
+    cache.clear()
+    collect(engine.submit(make_job(backend, [*P[:37], *prompt(5, 10)])))
+    done = len(backend.calls)
+    d = make_job(backend, prompt(6, 10, P), stable=40)
+    assert collect(engine.submit(d)) == answer(d.tokens, 3)
+    assert prompt_chunks(backend.calls[done:], 0, 50) == [(37, 3, False), (40, 8, False), (48, 2, True)]
+    assert (cache.hits, cache.misses, cache.restores) == (1, 2, 1) and backend.saved == [0, 0]
 
 
-def test_a_capacity_of_zero_caches_nothing_and_cuts_prompts_the_same(make_engine: Any) -> None:
+@pytest.mark.parametrize("beside", [False, True], ids=["alone", "beside"])
+@pytest.mark.parametrize("capacity", [0, 1_000_000], ids=["no-cache", "cache"])
+@pytest.mark.parametrize("n_batch", [3, 5, 8])
+def test_random_conversations_resume_where_the_rule_says(make_engine: Any, n_batch: int, capacity: int,
+                                                         beside: bool) -> None:
+    """Requests sharing prefixes, extending or repeating earlier prompts and answers, each checked
+    against the rule written out here: what the slot holds (the previous request's prompt, all
+    evaluated in prompt chunks, and its answer, not), what the cache holds, where the request
+    resumes, its chunks, the counters. Beside: two requests generate in the other slots all along."""
+    engine, backend = make_engine(slots=3 if beside else 1, capacity=capacity, n_batch=n_batch)
+    backend.take_snapshots = False
+    others = Beside(engine, backend, 2 if beside else 0)
+    try:
+        seen = converse(engine, backend, random.Random(1000 * n_batch + capacity % 7 + beside), others)
+    finally:
+        said = others.stop()
+    assert all(seen[case] >= 2 for case in ("from the start", "from the slot", "from the slot past the split",
+                                             "backed off")), str(dict(seen))
+    assert (seen["restored"] >= 2) == bool(capacity), str(dict(seen))
+    # the others generated beside every request, in batches of their own (prompt_chunks checks it)
+    assert all(len(tokens) > 60 and tokens == answer(runner.tokens, len(tokens))
+               for runner, tokens in zip(others.runners, said, strict=True))
+
+
+def converse(engine: BatchEngine, backend: FakeBackend, rng: random.Random, others: Beside,
+             requests: int = 60) -> dict[str, int]:
+    """Submit ``requests`` random requests one after another, checking each against the rule;
+    returns how many resumed each way."""
+    n_batch, capacity, seq = backend.n_batch, engine.cache.enabled, len(engine.slots) - 1
+    base = prompt(900, 70)
+    prefixes: set[tuple[int, ...]] = set()  # what the cache holds (it never fills here)
+    held: list[int] = []  # what the slot holds
+    exact = 0  # of which evaluated in prompt chunks
+    previous: list[int] = []
+    splits: list[list[int]] = []  # the stable prefixes seen so far
+    seen: defaultdict[str, int] = defaultdict(int)
+    hits = misses = restores = 0
+    for k in range(1, requests + 1):
+        kind = "shared"
+        if previous and len(previous) <= 120:
+            kind = rng.choice(["fresh", "shared", "extend", "answered", "repeat", "cut", *["revisit" if splits else "cut"] * 2])
+        own = prompt(k, rng.randint(MIN_CHUNK if kind == "revisit" else 1, 12))
+        if kind == "revisit":  # an earlier stable prefix, which the slot may no longer hold
+            again = list(rng.choice(sorted(prefixes))) if prefixes else rng.choice(splits)
+            tokens, m = [*again, *own], len(again)
+        elif kind == "fresh":
+            tokens, m = own, 0
+        elif kind == "shared":
+            m = rng.randint(28, 70)
+            tokens = [*base[:m], *own]
+        elif kind == "extend":
+            tokens, m = [*previous, *own], len(previous)
+        elif kind == "answered":
+            tokens, m = [*previous, *answer(previous, rng.randint(1, 3)), *own], len(previous)
+        elif kind == "repeat":
+            tokens, m = list(previous), len(previous)
+        else:
+            m = rng.randint(min(28, len(previous)), len(previous))
+            tokens = [*previous[:m], *own]
+        n = len(tokens)
+        resume = max(0, min(common(held[:exact], tokens), n - MIN_CHUNK))  # the slot's usable prefix
+        stable = m if kind == "revisit" else rng.choice([0, m, resume - 1, resume, resume + 1, resume + 1, resume + 2,
+                                                        rng.randint(MIN_PREFIX_TOKENS, max(MIN_PREFIX_TOKENS, n))])
+        split = split_of(n, stable)
+        if split:
+            splits.append(tokens[:split])
+        new = rng.randint(1, 3)
+
+        restored = bool(split and resume < split and capacity and tuple(tokens[:split]) in prefixes)
+        if restored:
+            resume = split
+        elif split and split - resume == 1:
+            resume = split - MIN_CHUNK
+            seen["backed off"] += 1
+        if split and capacity:
+            hit = resume >= split
+            hits, misses, restores = hits + hit, misses + (not hit), restores + restored
+            if not hit:  # evaluated up to the split, then saved
+                prefixes.add(tuple(tokens[:split]))
+        seen["restored" if restored else "from the slot past the split" if split and resume > split
+             else "from the slot" if resume else "from the start"] += 1
+
+        done = len(backend.calls)
+        job = others.ask(tokens, new, stable)
+        assert job.slot is engine.slots[seq], (k, kind)
+        found = prompt_chunks(backend.calls[done:], seq, n)
+        assert_prompt_cut(found, n, n_batch, resume)
+        assert found == chunks(n, split, n_batch, resume), (k, kind, n, split, resume)
+        assert not split or resume >= split or split in {pos for pos, _, _ in found}  # paused at the split
+        # the prompt was evaluated in prompt chunks (a one-token prompt: a chunk of one), the answer not
+        held, exact, previous = [*tokens, *answer(tokens, new - 1)], n if n >= MIN_CHUNK else 0, tokens
+        assert backend.seqs[seq] == held
+    cache = engine.cache
+    assert (cache.hits, cache.misses, cache.restores) == (hits, misses, restores)
+    assert len(cache) == len(prefixes) and all(cache.get(None, p).state == p for p in prefixes)  # type: ignore[union-attr]
+    return seen
+
+
+def test_a_capacity_of_zero_caches_nothing_and_evaluates_a_prefix_again(make_engine: Any) -> None:
     engine, backend = make_engine(slots=1, capacity=0)
     P, Q = prompt(900, 40), prompt(800, 40)
     for k, prefix in enumerate((P, Q, P), start=1):
         done = len(backend.calls)
         job = make_job(backend, prompt(k, 10, prefix), stable=40)
         assert collect(engine.submit(job)) == answer(job.tokens, 3)
-        assert prompt_chunks(backend.calls[done:], 0) == canonical(50, 40, 8)  # P evaluated again, same chunks
+        assert prompt_chunks(backend.calls[done:], 0, 50) == chunks(50, 40, 8)  # P evaluated again
     assert backend.saved == [] and backend.restored == [] and len(engine.cache) == 0
     assert engine.cache.stats()["hit_rate"] is None
 
@@ -454,7 +810,7 @@ def test_a_refused_restore_evaluates_the_whole_prompt(make_engine: Any) -> None:
     done = len(backend.calls)
     job = make_job(backend, prompt(3, 10, P), stable=40)
     assert collect(engine.submit(job)) == answer(job.tokens, 3)
-    assert prompt_chunks(backend.calls[done:], 0) == canonical(50, 40, 8)
+    assert prompt_chunks(backend.calls[done:], 0, 50) == chunks(50, 40, 8)
     cache = engine.cache
     assert (cache.hits, cache.misses, cache.restores) == (0, 3, 0) and backend.restored == []
 
@@ -465,7 +821,7 @@ def test_a_direct_llama_user_invalidates_what_the_idle_slots_lost(make_engine: A
     a, c = make_job(backend, prompt(1, 10, P), stable=40), make_job(backend, prompt(3, 10, Q), stable=40)
     submit_together(engine, a, c)
     collect(a), collect(c)
-    seq_p, seq_q = a.slot.seq, c.slot.seq  # type: ignore[union-attr]
+    assert (a.slot.seq, c.slot.seq) == (0, 1)  # type: ignore[union-attr]
     with engine.lock:  # what Llama.eval does: writes sequence 0, cuts the others past its length
         backend.raw = True
         backend.seqs[0] = list(range(5, 65))  # longer than what slot 0 held
@@ -474,10 +830,12 @@ def test_a_direct_llama_user_invalidates_what_the_idle_slots_lost(make_engine: A
     b, d = make_job(backend, prompt(2, 10, P), stable=40), make_job(backend, prompt(4, 10, Q), stable=40)
     submit_together(engine, b, d)
     assert (collect(b), collect(d)) == (answer(b.tokens, 3), answer(d.tokens, 3))
-    for job in (b, d):  # neither prefix survived: both evaluated from the start
-        assert prompt_chunks(backend.calls[done:], job.slot.seq) == canonical(50, 40, 8)  # type: ignore[union-attr]
-    assert not backend.violations  # each started from an empty sequence: the stale cells were dropped
-    assert {seq_p, seq_q} == {0, 1}
+    assert (b.slot.seq, d.slot.seq) == (0, 1)  # type: ignore[union-attr]
+    # slot 0 lost all it held: evaluated from the start; slot 1 kept 20 tokens of Q: resumed there
+    assert prompt_chunks(backend.calls[done:], 0, 50) == chunks(50, 40, 8)
+    assert prompt_chunks(backend.calls[done:], 1, 50) == chunks(50, 40, 8, 20) == [
+        (20, 8, False), (28, 8, False), (36, 4, False), (40, 8, False), (48, 2, True)]
+    assert not backend.violations  # each row started where its sequence ended: the stale cells were dropped
 
 
 def test_forget_drops_what_the_idle_slots_hold(make_engine: Any) -> None:
@@ -489,7 +847,7 @@ def test_forget_drops_what_the_idle_slots_hold(make_engine: Any) -> None:
     assert backend.seqs[0] == []
     done = len(backend.calls)
     collect(engine.submit(make_job(backend, prompt(2, 10, P), stable=40)))
-    assert prompt_chunks(backend.calls[done:], 0) == canonical(50, 40, 8)
+    assert prompt_chunks(backend.calls[done:], 0, 50) == chunks(50, 40, 8)
 
 
 # --- leaving, failures, timeouts -------------------------------------------------------------------
