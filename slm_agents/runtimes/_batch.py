@@ -368,8 +368,9 @@ class BatchEngine:
             end = job.split if len(slot.live) < job.split else len(job.tokens)
             left = end - len(slot.live)
             n = min(left, n_batch)
-            if 0 < left - n < MIN_CHUNK:
-                n = left - MIN_CHUNK  # leave the last chunk MIN_CHUNK tokens, not one
+            short = MIN_CHUNK - (left - n)  # what the last chunk would lack
+            if 0 < short < MIN_CHUNK and n - short >= 1:
+                n -= short  # leave the last chunk MIN_CHUNK tokens, not one (an n_batch under 3 cannot)
             self._decode([(slot, n)])
 
     def _decode(self, work: list[tuple[_Slot, int]]) -> None:

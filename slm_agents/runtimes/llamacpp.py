@@ -220,7 +220,9 @@ class LlamaCppRuntime(BaseRuntime):
         model_path: Any GGUF file; the packaged SmolLM2-135M-Instruct Q4_1 when None.
         n_ctx: Context length of one request (prompt + answer); each of the ``slots`` has it.
         n_threads: CPU threads for decoding (default: every core).
-        n_batch: Prompt-evaluation batch size.
+        n_batch: Prompt-evaluation batch size (tokens per decode). Under 3, a prompt may have to
+            be cut into one-token chunks, and greedy answers then depend on what a request
+            resumed from (see ``slots``).
         n_gpu_layers: Layers to offload when llama.cpp was built with a GPU backend.
         chat_template: A Jinja template to use instead of the one in the GGUF.
         temperature: Default sampling temperature (0 is greedy; overridable per call).

@@ -513,10 +513,6 @@ def test_no_prompt_chunk_holds_one_token(make_engine: Any, n_batch: int, beside:
     assert all(len(tokens) > cases for tokens in said)
 
 
-@pytest.mark.xfail(strict=True, raises=GenerationError, reason=(
-    "n_batch=1 (a LlamaCppRuntime option): at a 2-token remainder _step takes n = min(2, n_batch) = 1, "
-    "sees 0 < 2 - 1 < MIN_CHUNK and shortens it to 2 - MIN_CHUNK = 0 tokens: an empty decode (LlamaBackend "
-    "writes b.logits[-1], llama_decode refuses n_tokens == 0), so every prompt of 2+ tokens fails"))
 def test_an_n_batch_of_one_still_answers(make_engine: Any) -> None:
     """With n_batch=1 no chunk can hold MIN_CHUNK tokens: the prompt is evaluated one token at a
     time (as before the resume rule), not in an empty chunk."""
