@@ -192,6 +192,7 @@ class BatchEngine:
         self.rows = 0  # requests served by them (rows / steps: the mean batch)
         self.peak = 0  # most requests decoded in one step
         self._admitted = 0
+        self._requested: tuple[str | None, float] | None = None  # the adapter last asked of the backend
 
     # -- the requester's side ------------------------------------------------------------------
     def submit(self, job: Job) -> Job:
@@ -334,8 +335,6 @@ class BatchEngine:
         ``MIN_CHUNK`` tokens to evaluate."""
         limit = min(slot.exact, len(tokens) - MIN_CHUNK)
         return common_prefix_len(slot.live, tokens, limit) if limit > 0 else 0
-
-    _requested: tuple[str | None, float] | None = None  # the adapter last asked of the backend
 
     def _keep(self, slot: _Slot, n: int) -> None:
         if n < len(slot.live) or n == 0:
