@@ -44,7 +44,7 @@ from typing import Any, Protocol
 from ..errors import GenerationError, GenerationTimeout
 from ._kv_cache import MIN_PREFIX_TOKENS, Adapter, CachedPrefix, PrefixCache, common_prefix_len
 
-__all__ = ["BatchEngine", "Backend", "Job", "LlamaBackend", "DEFAULT_SLOTS", "multi_sequence_context"]
+__all__ = ["BatchEngine", "Backend", "Job", "Ticket", "LlamaBackend", "DEFAULT_SLOTS", "multi_sequence_context"]
 
 DEFAULT_SLOTS = 4
 """Requests decoded at once per loaded model. Each slot holds ``n_ctx`` KV cells (92 MB at 4096
@@ -77,8 +77,9 @@ class Backend(Protocol):
         a token are read by its index in the batch). Raises :class:`NoRoom` when the KV pool has
         no cells for the batch, another exception on other failures."""
 
-    def seq_keep(self, seq: int, n: int) -> None:
-        """Keep the first ``n`` positions of ``seq`` and drop the rest (0: all)."""
+    def seq_keep(self, seq: int, n: int) -> bool:
+        """Keep the first ``n`` positions of ``seq`` and drop the rest (0: all); False when only
+        dropping the whole sequence was possible (recurrent models cannot cut a sequence)."""
 
     def seq_len(self, seq: int) -> int:
         """How many positions ``seq`` holds (its largest position + 1)."""
@@ -157,6 +158,25 @@ class Job:
 
     def _post(self, kind: int, payload: Any = None) -> None:
         self._out.put((kind, payload))
+
+
+class Ticket:
+    """Lets another thread cancel a request that may not be submitted yet (an async caller that
+    is cancelled while its worker thread still prepares the prompt)."""
+
+    def __init__(self) -> None:
+        self.job: Job | None = None
+        self.cancelled = False
+
+    def attach(self, job: Job) -> None:
+        self.job = job
+        if self.cancelled:
+            job.cancel()
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        if self.job is not None:
+            self.job.cancel()
 
 
 @dataclass(eq=False)
@@ -265,10 +285,10 @@ class BatchEngine:
         if self.backend.raw_used():
             self._keep(self.slots[0], 0)
         for slot in self.slots:
-            if slot.job is None and slot.live:
+            if slot.job is None:
                 held = self.backend.seq_len(slot.seq)
-                if held < len(slot.live):
-                    self._keep(slot, held)
+                if held != len(slot.live):
+                    self._keep(slot, min(held, len(slot.live)), force=True)
 
     def _admit(self) -> None:
         """Give free slots to waiting requests, in order, while they fit."""
@@ -320,6 +340,7 @@ class BatchEngine:
         if split and 0 < split - resume < MIN_CHUNK:
             resume = max(0, split - MIN_CHUNK)  # no one-token chunk before the split either
         self._keep(slot, resume)
+        resume = len(slot.live)  # less when the model could not cut the sequence
         job.todo = tokens[resume:]
         job.cached = bool(split) and resume >= split
         if split and self.cache.enabled:
@@ -336,9 +357,11 @@ class BatchEngine:
         limit = min(slot.exact, len(tokens) - MIN_CHUNK)
         return common_prefix_len(slot.live, tokens, limit) if limit > 0 else 0
 
-    def _keep(self, slot: _Slot, n: int) -> None:
-        if n < len(slot.live) or n == 0:
-            self.backend.seq_keep(slot.seq, n)
+    def _keep(self, slot: _Slot, n: int, force: bool = False) -> None:
+        """Make ``slot`` hold its first ``n`` tokens (``force``: tell llama.cpp even when the
+        slot's record says it holds no more)."""
+        if (force or n < len(slot.live) or n == 0) and not self.backend.seq_keep(slot.seq, n):
+            n = 0  # the model could only drop the whole sequence
         del slot.live[n:]
         slot.exact = min(slot.exact, n)
 
@@ -385,7 +408,8 @@ class BatchEngine:
         except Exception as e:
             for slot, _ in work:
                 self._finish(slot, GenerationError(f"llama.cpp failed to decode: {e}"))
-                self._keep(slot, min(len(slot.live), self.backend.seq_len(slot.seq)))
+                # it may have kept part of the batch: hold exactly what the slot's record says
+                self._keep(slot, min(len(slot.live), self.backend.seq_len(slot.seq)), force=True)
             return
         self.steps += 1
         self.rows += len(work)
@@ -478,9 +502,11 @@ class LlamaBackend:
         if code != 0:
             raise RuntimeError(f"llama_decode returned {code}")
 
-    def seq_keep(self, seq: int, n: int) -> None:
-        if not self._lib.llama_memory_seq_rm(self._memory(), seq, n, -1):
-            self._lib.llama_memory_seq_rm(self._memory(), seq, -1, -1)
+    def seq_keep(self, seq: int, n: int) -> bool:
+        if self._lib.llama_memory_seq_rm(self._memory(), seq, n, -1):
+            return True
+        self._lib.llama_memory_seq_rm(self._memory(), seq, -1, -1)
+        return n == 0
 
     def seq_len(self, seq: int) -> int:
         return int(self._lib.llama_memory_seq_pos_max(self._memory(), seq)) + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import aclosing
@@ -167,10 +168,11 @@ class BaseRuntime:
 _DONE = object()
 
 
-async def iterate_in_thread(make_iter: Any) -> AsyncGenerator[Any, None]:
+async def iterate_in_thread(make_iter: Any, on_leave: Any = None) -> AsyncGenerator[Any, None]:
     """Drive a blocking iterator on a worker thread and yield its items to the event loop.
 
-    Leaving the ``async for`` early stops the worker at its next item and closes the iterator.
+    Leaving the ``async for`` early stops the worker at its next item and closes the iterator;
+    ``on_leave()`` runs first, before waiting for the worker (to wake one that waits on its own).
     """
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -193,7 +195,8 @@ async def iterate_in_thread(make_iter: Any) -> AsyncGenerator[Any, None]:
                 close()
         loop.call_soon_threadsafe(queue.put_nowait, (_DONE, None))
 
-    worker = loop.run_in_executor(None, pump)
+    # the caller's context variables go along (a router's task adapter, tracing), as to_thread does
+    worker = loop.run_in_executor(None, contextvars.copy_context().run, pump)
     try:
         while True:
             item, error = await queue.get()
@@ -204,4 +207,6 @@ async def iterate_in_thread(make_iter: Any) -> AsyncGenerator[Any, None]:
             yield item
     finally:
         stop.set()
+        if on_leave is not None:
+            on_leave()
         await asyncio.shield(worker)

@@ -10,13 +10,15 @@ from its evaluated KV state, live in the context or kept in the model's prefix c
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import codecs
 import math
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,12 +37,12 @@ from ..toolcalls import (
     tool_call_grammar,
 )
 from ..types import Completion, Message, StreamChunk, Usage
-from ._batch import DEFAULT_SLOTS, BatchEngine, Job, LlamaBackend, multi_sequence_context
+from ._batch import DEFAULT_SLOTS, BatchEngine, Job, LlamaBackend, Ticket, multi_sequence_context
 from ._kv_cache import PrefixCache, common_prefix_len
 from ._llama_decode import SamplerSlot, Sampling, build_sampler
 from ._lora import AdapterSet, current_task_adapter
 from ._prompt import ChatTemplate
-from .base import BaseRuntime, Request, prepare_request
+from .base import BaseRuntime, Request, iterate_in_thread, prepare_request
 
 __all__ = ["LlamaCppRuntime", "loaded_models"]
 
@@ -566,7 +568,41 @@ class LlamaCppRuntime(BaseRuntime):
             return _Plan(None, keep=True, stops=stops)
         return _Plan(call, keep=True, stops=stops, decide=True, answer_grammar=answer)
 
-    def _generate(self, req: Request, stream: bool = True) -> Iterator[StreamChunk]:
+    async def acomplete(
+        self, messages: list[Message], tools: list[dict] | None = None, tool_choice: Any = None, **sampling: Any
+    ) -> Completion:
+        """Async twin of :meth:`complete`. Cancelling it (a timeout, a cancelled graph node) frees
+        the request's slot at the next token instead of decoding the answer to its end."""
+        req = prepare_request(messages, tools, tool_choice, sampling, extra_keys=_EXTRA_KEYS)
+        ticket = Ticket()
+
+        def run() -> Completion:
+            last = None
+            for last in self._generate(req, stream=False, ticket=ticket):  # noqa: B007 - the final chunk
+                pass
+            assert last is not None and last.completion is not None
+            return last.completion
+
+        try:
+            return await asyncio.to_thread(run)
+        except asyncio.CancelledError:
+            ticket.cancel()
+            raise
+
+    async def astream(
+        self, messages: list[Message], tools: list[dict] | None = None, tool_choice: Any = None, **sampling: Any
+    ) -> AsyncIterator[StreamChunk]:
+        """Async twin of :meth:`stream`. Leaving it early (``aclose``, a cancelled task) frees
+        the request's slot at once, even while it still waits for one."""
+        req = prepare_request(messages, tools, tool_choice, sampling, extra_keys=_EXTRA_KEYS)
+        ticket = Ticket()
+        # on leaving, cancel first: the worker thread waits on the request's queue
+        make = lambda: self._generate(req, ticket=ticket)  # noqa: E731
+        async with aclosing(iterate_in_thread(make, on_leave=ticket.cancel)) as chunks:
+            async for chunk in chunks:
+                yield chunk
+
+    def _generate(self, req: Request, stream: bool = True, ticket: Ticket | None = None) -> Iterator[StreamChunk]:
         """One call, in named steps: prepare it (prompt, plan, limits, sampler), hand it to the
         model's batch engine, which decodes it beside the other requests and runs
         :meth:`_on_token` for each token it samples, and pass on the text it makes safe to show;
@@ -581,6 +617,8 @@ class LlamaCppRuntime(BaseRuntime):
 
         job = Job(call.tokens, max_new=call.max_tokens, sampler=slot, on_token=on_token,
                   adapter=_adapter_key(call.adapter, call.adapter_scale), stable=call.stable)
+        if ticket is not None:
+            ticket.attach(job)
         self._loaded.batch.submit(job)
         try:
             for chunks in job.results(call.deadline, call.opts.get("timeout")):

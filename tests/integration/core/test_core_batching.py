@@ -166,3 +166,35 @@ def test_stats_count_kv_memory_per_slot(rt: LlamaCppRuntime) -> None:
     assert stats["kv_bytes_per_slot"] == stats["n_ctx"] * stats["kv_bytes_per_token"]
     assert stats["kv_bytes"] == 4 * stats["kv_bytes_per_slot"]
     assert rt.n_ctx == stats["n_ctx"] == 4096  # each request still has the whole context
+
+
+def test_cancelled_async_calls_free_their_slots(rt: LlamaCppRuntime) -> None:
+    """A cancelled ``acomplete`` (a timeout, a cancelled graph node) and an ``astream`` left while
+    it still waits for a slot stop at the next token, not at the end of their answers."""
+    import asyncio
+
+    messages = [{"role": "user", "content": "Write a long story about a lighthouse keeper and a storm."}]
+
+    async def main() -> float:
+        began = time.monotonic()
+        calls = [asyncio.create_task(rt.acomplete(messages, max_tokens=400)) for _ in range(4)]
+        await asyncio.sleep(0.5)
+        assert rt.stats()["slots_busy"] == 4  # all four slots are decoding
+        waiting = rt.astream(messages, max_tokens=400)
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(waiting.__anext__(), timeout=0.2)  # no slot for it: it waits
+        # leaving it returned at once, not when a slot came free (four 400-token answers take seconds)
+        assert time.monotonic() - began < 2.0
+        start = time.monotonic()
+        for call in calls:
+            call.cancel()
+        await waiting.aclose()
+        await asyncio.gather(*calls, return_exceptions=True)
+        while rt.stats()["slots_busy"] and time.monotonic() - start < 60:
+            await asyncio.sleep(0.02)
+        return time.monotonic() - start
+
+    freed_in = asyncio.run(main())
+    # four answers of 400 tokens take many seconds; cancelled, the slots are free within a few steps
+    assert rt.stats()["slots_busy"] == 0 and freed_in < 2.0, freed_in
+    assert rt.complete(messages, max_tokens=4).usage.output_tokens == 4

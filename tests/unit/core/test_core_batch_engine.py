@@ -63,6 +63,8 @@ class FakeBackend:
         self.snapshots: list[dict[int, list[int]]] = []  # what the sequences held before each decode
         self.take_snapshots = True  # off for long runs (the copies grow with the sequences)
         self.violations: list[str] = []
+        self.whole_only = False
+        self.keep_part_on_failure = False  # a failed decode leaves its rows' tokens in the KV cache
 
     def decode(self, rows: list[Row]) -> None:
         rows = [(seq, list(tokens), pos, logits) for seq, tokens, pos, logits in rows]
@@ -70,6 +72,9 @@ class FakeBackend:
             self.hook(rows)
         if self.fail is not None and self.fail(rows):
             self.failed.append(rows)
+            if self.keep_part_on_failure:
+                for seq, tokens, _, _ in rows:
+                    self.seqs[seq].extend(tokens)
             raise RuntimeError("no KV cells left")
         if self.take_snapshots:
             self.snapshots.append({seq: list(held) for seq, held in self.seqs.items() if held})
@@ -88,8 +93,12 @@ class FakeBackend:
                 self.logit_rows[index - 1] = (seq, tokens[-1])
         self.calls.append(rows)
 
-    def seq_keep(self, seq: int, n: int) -> None:
+    def seq_keep(self, seq: int, n: int) -> bool:
+        if self.whole_only and n:  # a recurrent model: a sequence cannot be cut, only dropped
+            self.seqs[seq].clear()
+            return False
         del self.seqs[seq][n:]
+        return True
 
     def seq_len(self, seq: int) -> int:
         return len(self.seqs[seq])
@@ -915,6 +924,36 @@ def test_a_failed_decode_fails_the_requests_it_held(make_engine: Any) -> None:
     assert collect(c) == answer(c.tokens, 6)
     e = make_job(backend, prompt(5, 4), new=3)  # the engine serves on
     assert collect(engine.submit(e)) == answer(e.tokens, 3)
+
+
+def test_a_failed_decode_that_kept_tokens_leaves_the_slot_in_step(make_engine: Any) -> None:
+    """llama.cpp keeps the micro-batches it decoded before failing: the slot must not believe it
+    holds less than the sequence does (the next request would resume at the wrong position)."""
+    engine, backend = make_engine(slots=1)
+    first = make_job(backend, prompt(1, 6), new=2)
+    assert collect(engine.submit(first)) == answer(first.tokens, 2)
+    backend.keep_part_on_failure = True
+    backend.fail = lambda rows: any(3005 in row[1] for row in rows)
+    follow = make_job(backend, [*first.tokens, 3005, 3006, 3007], new=2)
+    with pytest.raises(GenerationError, match="failed to decode"):
+        collect(engine.submit(follow))
+    backend.fail = None
+    again = make_job(backend, [*first.tokens, 3008, 3009], new=2)
+    assert collect(engine.submit(again)) == answer(again.tokens, 2)
+    assert backend.violations == []
+
+
+def test_a_model_that_cannot_cut_a_sequence_resumes_from_nothing(make_engine: Any) -> None:
+    """Recurrent models only drop whole sequences: a slot that could not keep its prefix is
+    evaluated from the start, not resumed at a position it no longer holds."""
+    engine, backend = make_engine(slots=1)
+    backend.whole_only = True
+    a = make_job(backend, prompt(1, 10), new=2)
+    assert collect(engine.submit(a)) == answer(a.tokens, 2)
+    b = make_job(backend, [*a.tokens[:6], 4001, 4002, 4003], new=2)  # shares 6 tokens
+    assert collect(engine.submit(b)) == answer(b.tokens, 2)
+    assert backend.violations == []
+    assert prompt_chunks(backend.calls[-3:], 0, len(b.tokens))[0][0] == 0  # evaluated from position 0
 
 
 def test_a_deadline_raises_generation_timeout_and_cancels(make_engine: Any) -> None:
