@@ -213,6 +213,7 @@ class BatchEngine:
         self.peak = 0  # most requests decoded in one step
         self._admitted = 0
         self._requested: tuple[str | None, float] | None = None  # the adapter last asked of the backend
+        self._forget = False  # forget_soon() asked while the driver was busy
 
     # -- the requester's side ------------------------------------------------------------------
     def submit(self, job: Job) -> Job:
@@ -238,9 +239,21 @@ class BatchEngine:
 
     def forget(self) -> None:
         """Drop what the idle slots hold (call with the lock held)."""
+        self._forget = False
         for slot in self.slots:
             if slot.job is None:
                 self._keep(slot, 0)
+
+    def forget_soon(self) -> None:
+        """Drop what the idle slots hold: now if the model is quiet, else as each busy slot
+        frees (the driver does it), without waiting for the traffic to stop."""
+        with self._cv:
+            self._forget = True
+        if self.lock.acquire(blocking=False):
+            try:
+                self.forget()
+            finally:
+                self.lock.release()
 
     def busy(self) -> int:
         return sum(slot.job is not None for slot in self.slots)
@@ -293,6 +306,8 @@ class BatchEngine:
     def _admit(self) -> None:
         """Give free slots to waiting requests, in order, while they fit."""
         with self._cv:
+            if self._forget:
+                self.forget()
             while self._pending:
                 job = self._pending[0]
                 if job.cancelled:

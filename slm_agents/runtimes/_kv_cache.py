@@ -24,6 +24,7 @@ which keeps the bookkeeping testable without a model (see ``_batch`` for the cal
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -63,7 +64,7 @@ class CachedPrefix:
 class PrefixCache:
     """A byte-bounded LRU of evaluated prompt prefixes, keyed by adapter and tokens.
 
-    Not thread-safe by itself: the runtime uses it under the loaded model's lock.
+    Thread-safe: the decode thread uses it while another thread may resize or clear it.
 
     Args:
         capacity_bytes: The most state bytes to hold; 0 disables the cache.
@@ -80,6 +81,7 @@ class PrefixCache:
 
     def __init__(self, capacity_bytes: int = DEFAULT_PREFIX_CACHE_BYTES):
         self._entries: OrderedDict[tuple[Adapter, tuple[int, ...]], CachedPrefix] = OrderedDict()
+        self._lock = threading.RLock()
         self._capacity = 0
         self.bytes = 0
         self.hits = 0  # requests whose stable prefix was not evaluated again
@@ -94,10 +96,11 @@ class PrefixCache:
 
     @capacity_bytes.setter
     def capacity_bytes(self, value: int) -> None:
-        if value < 0:
-            raise ValueError("prefix_cache_bytes must be 0 (no cache) or more")
-        self._capacity = int(value)
-        self._evict_until(0)
+        with self._lock:
+            if value < 0:
+                raise ValueError("prefix_cache_bytes must be 0 (no cache) or more")
+            self._capacity = int(value)
+            self._evict_until(0)
 
     @property
     def enabled(self) -> bool:
@@ -108,14 +111,19 @@ class PrefixCache:
 
     def get(self, adapter: Adapter, tokens: Any) -> CachedPrefix | None:
         """The entry for exactly ``tokens`` under ``adapter``, if held."""
-        return self._entries.get((adapter, tuple(tokens)))
+        with self._lock:
+            return self._entries.get((adapter, tuple(tokens)))
 
     def contains(self, adapter: Adapter, tokens: Any) -> bool:
-        return (adapter, tuple(tokens)) in self._entries
+        with self._lock:
+            return (adapter, tuple(tokens)) in self._entries
 
     def touch(self, entry: CachedPrefix) -> None:
         """Mark ``entry`` as just used (the last to be evicted)."""
-        self._entries.move_to_end((entry.adapter, entry.tokens))
+        with self._lock:
+            key = (entry.adapter, entry.tokens)
+            if key in self._entries:  # another thread may have evicted it meanwhile
+                self._entries.move_to_end(key)
 
     def fits(self, nbytes: int) -> bool:
         return 0 < nbytes <= self._capacity
@@ -123,34 +131,37 @@ class PrefixCache:
     def put(self, adapter: Adapter, tokens: Any, state: Any, nbytes: int) -> bool:
         """Keep ``state`` for ``tokens`` under ``adapter``, evicting the least recently used
         entries to make room; False (nothing kept) when it is larger than the whole capacity."""
-        if not self.fits(nbytes):
-            return False
-        key = (adapter, tuple(tokens))
-        old = self._entries.pop(key, None)
-        if old is not None:
-            self.bytes -= old.nbytes
-        self._evict_until(nbytes)
-        self._entries[key] = CachedPrefix(adapter, key[1], state, nbytes)
-        self.bytes += nbytes
-        return True
+        with self._lock:
+            if not self.fits(nbytes):
+                return False
+            key = (adapter, tuple(tokens))
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self.bytes -= old.nbytes
+            self._evict_until(nbytes)
+            self._entries[key] = CachedPrefix(adapter, key[1], state, nbytes)
+            self.bytes += nbytes
+            return True
 
     def clear(self) -> None:
         """Drop every entry (the counters stay)."""
-        self._entries.clear()
-        self.bytes = 0
+        with self._lock:
+            self._entries.clear()
+            self.bytes = 0
 
     def stats(self) -> dict[str, Any]:
-        looked = self.hits + self.misses
-        return {
-            "cache_capacity_bytes": self._capacity,
-            "cache_bytes": self.bytes,
-            "cache_entries": len(self._entries),
-            "cache_hits": self.hits,
-            "cache_misses": self.misses,
-            "cache_restores": self.restores,
-            "cache_evictions": self.evictions,
-            "hit_rate": self.hits / looked if looked else None,
-        }
+        with self._lock:
+            looked = self.hits + self.misses
+            return {
+                "cache_capacity_bytes": self._capacity,
+                "cache_bytes": self.bytes,
+                "cache_entries": len(self._entries),
+                "cache_hits": self.hits,
+                "cache_misses": self.misses,
+                "cache_restores": self.restores,
+                "cache_evictions": self.evictions,
+                "hit_rate": self.hits / looked if looked else None,
+            }
 
     def _evict_until(self, room: int) -> None:
         while self._entries and self.bytes + room > self._capacity:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextvars
 import ctypes
 import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -48,12 +49,14 @@ def current_task_adapter() -> str | None:
 class AdapterSet:
     """The adapters loaded on one model, and which one its context runs with.
 
-    Not thread-safe by itself: the runtime calls it under the model's lock.
+    :meth:`load` is thread-safe (a runtime built while the model decodes loads its adapter);
+    :meth:`use` runs on the decode thread.
     """
 
     def __init__(self, llm: Any):
         self._llm = llm
         self._loaded: dict[str, Any] = {}
+        self._lock = threading.Lock()
         self.active: tuple[str, float] | None = None
 
     def load(self, path: str | os.PathLike[str]) -> Any:
@@ -64,9 +67,10 @@ class AdapterSet:
                 another base model.
         """
         key = str(Path(path).resolve())
-        found = self._loaded.get(key)
-        if found is not None:
-            return found
+        with self._lock:
+            return self._loaded.get(key) or self._load(path, key)
+
+    def _load(self, path: str | os.PathLike[str], key: str) -> Any:
         if not Path(key).is_file():
             raise InvalidRequest(f"lora_path {path}: no such file; pass the adapter.gguf that slm-agents finetune wrote")
         with open(key, "rb") as f:

@@ -349,14 +349,12 @@ class LlamaCppRuntime(BaseRuntime):
         self.grammar_limits = grammar_limits or GrammarLimits()
         self.lora_path = os.fspath(lora_path) if lora_path else None
         self.lora_scale = float(lora_scale)
-        if self.lora_path:
-            with self._loaded.lock:
-                self._adapters.load(self.lora_path)  # a bad file fails here, naming itself
+        if self.lora_path:  # neither waits for the model to go quiet
+            self._adapters.load(self.lora_path)  # a bad file fails here, naming itself
         if prefix_cache_bytes is not None:
             if prefix_cache_bytes < 0:
                 raise InvalidRequest("prefix_cache_bytes must be 0 (no prefix cache) or a number of bytes")
-            with self._loaded.lock:
-                self._loaded.cache.capacity_bytes = int(prefix_cache_bytes)
+            self._loaded.cache.capacity_bytes = int(prefix_cache_bytes)
 
     # -- facts --------------------------------------------------------------------------------
     @property
@@ -374,7 +372,9 @@ class LlamaCppRuntime(BaseRuntime):
 
     @property
     def llama(self) -> Any:
-        """The shared ``llama_cpp.Llama`` (take :attr:`lock` before using it directly)."""
+        """The shared ``llama_cpp.Llama`` (take :attr:`lock` before using it directly; the decode
+        thread holds it while requests run, so that waits for a quiet moment, and decoding from a
+        second thread slows both: llama.cpp's worker threads belong to the calling thread)."""
         return self._loaded.llm
 
     @property
@@ -489,11 +489,11 @@ class LlamaCppRuntime(BaseRuntime):
 
     def clear_prefix_cache(self) -> None:
         """Forget every evaluated prefix, cached and live: the next step evaluates its whole prompt
-        (benchmarks use it to measure a cold start)."""
-        with self._loaded.lock:
-            self._loaded.cache.clear()
-            self._loaded.batch.forget()
-            self._loaded.llm.reset()
+        (benchmarks use it to measure a cold start). It does not wait for running requests: the
+        slots they hold are forgotten as they finish."""
+        self._loaded.cache.clear()
+        self._loaded.llm.reset()  # a direct user of `llama` starts cold too
+        self._loaded.batch.forget_soon()
 
     def count_tokens(self, text: str) -> int:
         """Number of tokens ``text`` takes for this model."""

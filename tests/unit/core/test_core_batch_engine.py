@@ -1050,3 +1050,31 @@ def test_a_bad_adapter_fails_its_request_alone(make_engine: Any) -> None:
 def test_slots_must_be_positive() -> None:
     with pytest.raises(ValueError, match="slots"):
         BatchEngine(FakeBackend(), threading.Lock(), 0, PrefixCache(0))
+
+
+def test_forgetting_and_resizing_the_cache_do_not_wait_for_traffic(make_engine: Any) -> None:
+    """clear_prefix_cache() and prefix_cache_bytes= run while requests decode (the driver holds
+    the model's lock for as long as any runs): they return at once, and the idle slots are
+    forgotten at the driver's next admission."""
+    engine, backend = make_engine(slots=2)
+    done = make_job(backend, prompt(1, 6), new=2)
+    assert collect(engine.submit(done)) == answer(done.tokens, 2)  # slot 0 now holds its tokens
+    gate, inside = threading.Event(), threading.Event()
+
+    def hold(rows: list[Row]) -> None:
+        if not gate.is_set():
+            inside.set()
+            gate.wait(WAIT)
+
+    backend.hook = hold
+    running = engine.submit(make_job(backend, prompt(2, 4), new=3))
+    assert inside.wait(WAIT)  # the driver is mid-decode, holding the lock
+    started = time.monotonic()
+    engine.forget_soon()
+    engine.cache.capacity_bytes = 10
+    assert time.monotonic() - started < 1.0 and engine.lock.locked()
+    gate.set()
+    collect(running)
+    after = make_job(backend, list(done.tokens), new=2)  # the same prompt: nothing left to resume
+    assert collect(engine.submit(after)) == answer(after.tokens, 2)
+    assert prompt_chunks(backend.calls, after.slot.seq, len(after.tokens))[-1][0] == 0  # type: ignore[union-attr]
