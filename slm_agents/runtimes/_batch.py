@@ -74,8 +74,7 @@ class Backend(Protocol):
 
     def decode(self, rows: list[tuple[int, list[int], int, bool]]) -> None:
         """Evaluate ``(seq, tokens, first_pos, logits_for_last)`` rows in one batch (the logits of
-        a token are read by its index in the batch). Raises :class:`NoRoom` when the KV pool has
-        no cells for the batch, another exception on other failures."""
+        a token are read by its index in the batch). Raises on failure."""
 
     def seq_keep(self, seq: int, n: int) -> bool:
         """Keep the first ``n`` positions of ``seq`` and drop the rest (0: all); False when only
@@ -112,7 +111,6 @@ class Job:
     """
 
     tokens: list[int]
-    max_new: int
     sampler: Any
     on_token: Callable[[int, Any, int], tuple[bool, list[Any]]]
     adapter: tuple[str | None, float] = (None, 1.0)
@@ -123,7 +121,6 @@ class Job:
     cached: bool = False  # the stable prefix was found evaluated (a cache hit)
     order: int = 0  # admission order (first come, first evaluated)
     cancelled: bool = False
-    done: bool = False
     _out: queue.SimpleQueue[tuple[int, Any]] = field(default_factory=queue.SimpleQueue)
 
     @property
@@ -478,7 +475,6 @@ class BatchEngine:
         slot.job, slot.used = None, time.monotonic()
         if job is None:
             return
-        job.done = True
         job._post(_DONE if error is None else _ERROR, error)
 
 

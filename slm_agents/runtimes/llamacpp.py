@@ -449,7 +449,7 @@ class LlamaCppRuntime(BaseRuntime):
         slot = SamplerSlot(None)
         scorer = _Decider(slot, None, None, loaded, cal, threshold, features)
         slot.current = _Scorer(scorer)
-        job = Job(tokens, max_new=1, sampler=slot, on_token=lambda token, ctx, idx: (True, []),
+        job = Job(tokens, sampler=slot, on_token=lambda token, ctx, idx: (True, []),
                   adapter=_adapter_key(adapter, adapter_scale), stable=self._stable_prefix_len(req, req.tools, tokens))
         for _ in loaded.batch.submit(job).results():
             pass
@@ -511,9 +511,11 @@ class LlamaCppRuntime(BaseRuntime):
         self, messages: list[Message], tools: list[dict] | None = None, tool_choice: Any = None, **sampling: Any
     ) -> Completion:
         """Generate to the end and return the :class:`Completion` (no per-token chunks are built)."""
-        req = prepare_request(messages, tools, tool_choice, sampling, extra_keys=_EXTRA_KEYS)
+        return self._complete(prepare_request(messages, tools, tool_choice, sampling, extra_keys=_EXTRA_KEYS))
+
+    def _complete(self, req: Request, ticket: Ticket | None = None) -> Completion:
         last = None
-        for last in self._generate(req, stream=False):  # noqa: B007 - only the final chunk matters
+        for last in self._generate(req, stream=False, ticket=ticket):  # noqa: B007 - only the final chunk matters
             pass
         assert last is not None and last.completion is not None
         return last.completion
@@ -575,16 +577,8 @@ class LlamaCppRuntime(BaseRuntime):
         the request's slot at the next token instead of decoding the answer to its end."""
         req = prepare_request(messages, tools, tool_choice, sampling, extra_keys=_EXTRA_KEYS)
         ticket = Ticket()
-
-        def run() -> Completion:
-            last = None
-            for last in self._generate(req, stream=False, ticket=ticket):  # noqa: B007 - the final chunk
-                pass
-            assert last is not None and last.completion is not None
-            return last.completion
-
         try:
-            return await asyncio.to_thread(run)
+            return await asyncio.to_thread(self._complete, req, ticket)
         except asyncio.CancelledError:
             ticket.cancel()
             raise
@@ -615,7 +609,7 @@ class LlamaCppRuntime(BaseRuntime):
         def on_token(token: int, ctx: Any, idx: int) -> tuple[bool, list[StreamChunk]]:
             return self._on_token(call, progress, slot, token, ctx, idx, stream)
 
-        job = Job(call.tokens, max_new=call.max_tokens, sampler=slot, on_token=on_token,
+        job = Job(call.tokens, sampler=slot, on_token=on_token,
                   adapter=_adapter_key(call.adapter, call.adapter_scale), stable=call.stable)
         if ticket is not None:
             ticket.attach(job)

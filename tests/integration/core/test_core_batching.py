@@ -44,20 +44,6 @@ def rt() -> LlamaCppRuntime:
     return LlamaCppRuntime(n_threads=THREADS, n_batch=384, slots=4)
 
 
-def decode_widths(rt: LlamaCppRuntime, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """How many requests each llama.cpp decode from now on serves."""
-    widths: list[int] = []
-    backend = rt._loaded.batch.backend
-    original = backend.decode
-
-    def spy(rows: list[tuple[int, list[int], int, bool]]) -> None:
-        widths.append(len(rows))
-        original(rows)
-
-    monkeypatch.setattr(backend, "decode", spy)
-    return widths
-
-
 def ask(rt: LlamaCppRuntime, request: tuple[str, str | None], stream: bool) -> tuple[Any, ...]:
     question, choice = request
     messages = messages_for(question)
@@ -75,14 +61,13 @@ def ask(rt: LlamaCppRuntime, request: tuple[str, str | None], stream: bool) -> t
     return completion.content, tuple(calls), completion.finish_reason
 
 
-def test_concurrent_requests_get_the_answers_they_get_alone(rt: LlamaCppRuntime,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_concurrent_requests_get_the_answers_they_get_alone(rt: LlamaCppRuntime, decodes: Any) -> None:
     """8 threads x 50 requests, mixed tool_choice and streaming: no crash, none lost, and every
     answer identical to the same request's answer alone."""
     alone = {r: ask(rt, r, stream=False) for r in REQUESTS}
     assert alone == {r: ask(rt, r, stream=False) for r in REQUESTS}  # alone is reproducible
     assert any(calls for _, calls, _ in alone.values()) and any(text for text, _, _ in alone.values())
-    widths = decode_widths(rt, monkeypatch)
+    calls = decodes(rt)
     answers: list[tuple[tuple[str, str | None], tuple[Any, ...]]] = []
     errors: list[BaseException] = []
 
@@ -105,6 +90,7 @@ def test_concurrent_requests_get_the_answers_they_get_alone(rt: LlamaCppRuntime,
     assert len(answers) == 8 * 50
     differ = [(r, got, alone[r]) for r, got in answers if got != alone[r]]
     assert differ == []
+    widths = [len(rows) for rows in calls]
     assert max(widths) == 4 and sum(widths) / len(widths) > 1.5  # they really shared decodes
     assert rt.stats()["slots_busy"] == 0
 
@@ -141,7 +127,7 @@ def test_a_timeout_ends_one_request_and_not_the_others(rt: LlamaCppRuntime) -> N
     assert rt.stats()["slots_busy"] == 0
 
 
-def test_async_requests_are_batched_too(rt: LlamaCppRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_async_requests_are_batched_too(rt: LlamaCppRuntime, decodes: Any) -> None:
     import asyncio
 
     requests = [(q, "required") for q in QUESTIONS[:4]]
@@ -152,12 +138,12 @@ def test_async_requests_are_batched_too(rt: LlamaCppRuntime, monkeypatch: pytest
                  for q, choice in requests]
         return await asyncio.gather(*tasks)
 
-    widths = decode_widths(rt, monkeypatch)
+    calls = decodes(rt)
     completions = asyncio.run(main())
     got = [(c.content, tuple((t["function"]["name"], t["function"]["arguments"]) for t in c.tool_calls),
             c.finish_reason) for c in completions]
     assert got == alone and any(calls for _, calls, _ in got)
-    assert max(widths) >= 2
+    assert max(len(rows) for rows in calls) >= 2
 
 
 def test_stats_count_kv_memory_per_slot(rt: LlamaCppRuntime) -> None:
@@ -198,3 +184,11 @@ def test_cancelled_async_calls_free_their_slots(rt: LlamaCppRuntime) -> None:
     # four answers of 400 tokens take many seconds; cancelled, the slots are free within a few steps
     assert rt.stats()["slots_busy"] == 0 and freed_in < 2.0, freed_in
     assert rt.complete(messages, max_tokens=4).usage.output_tokens == 4
+
+
+@pytest.mark.parametrize("slots", [0, -1, 2.5, "4"])
+def test_a_bad_slots_value_is_a_clear_error(slots: Any) -> None:
+    from slm_agents.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest, match=r"slots=.*use 1 or more"):
+        LlamaCppRuntime(slots=slots)

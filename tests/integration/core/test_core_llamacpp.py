@@ -108,22 +108,15 @@ def test_parallel_tool_calls(runtime: LlamaCppRuntime) -> None:
     assert len(single.tool_calls) == 1
 
 
-def test_prefix_is_reused_from_the_kv_cache(runtime: LlamaCppRuntime, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prefix_is_reused_from_the_kv_cache(runtime: LlamaCppRuntime, decodes: Any) -> None:
     runtime.complete(ask("Weather in Rome?"), TOOLS, "get_weather", max_tokens=40)
-    backend = runtime._loaded.batch.backend
-    evaluated: list[int] = []
-    original = backend.decode
-
-    def spy(rows: list[tuple[int, list[int], int, bool]]) -> None:
-        evaluated.extend(len(tokens) for _, tokens, _, _ in rows)
-        original(rows)
-
-    monkeypatch.setattr(backend, "decode", spy)
+    calls = decodes(runtime)
     msgs = ask("Weather in Madrid, please?")
     c = runtime.complete(msgs, TOOLS, "get_weather", max_tokens=40)
     assert_valid_calls(c, "get_weather")
     prompt_tokens = runtime.count_tokens(runtime.render_prompt(msgs, TOOLS))
     assert c.usage.input_tokens == prompt_tokens
+    evaluated = [len(tokens) for rows in calls for _, tokens, _, _ in rows]
     # the first decode is the uncached part of the prompt, then one token at a time
     assert 0 < evaluated[0] < prompt_tokens // 4, (evaluated[0], prompt_tokens)
     assert set(evaluated[1:]) <= {1}
@@ -164,7 +157,7 @@ def test_two_threads_share_the_model_safely(runtime: LlamaCppRuntime) -> None:
     for t in threads:
         t.join(timeout=180)
     assert errors == [] and sorted(results) == [0, 1]
-    # the lock serialises the two calls: each gets exactly what it gets alone
+    # decoded together, each gets exactly what it gets alone
     assert [view(results[i]) for i in range(2)] == expected
     assert [results[i].tool_calls[0]["function"]["name"] for i in range(2)] == ["get_weather", "convert_units"]
 

@@ -47,20 +47,6 @@ def cold(rt: LlamaCppRuntime) -> LlamaCppRuntime:
     return rt
 
 
-def evaluations(rt: LlamaCppRuntime, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Lengths of the token runs the model evaluates from now on (prompt parts, then 1s)."""
-    seen: list[int] = []
-    backend = rt._loaded.batch.backend
-    original = backend.decode
-
-    def spy(rows: list[tuple[int, list[int], int, bool]]) -> None:
-        seen.extend(len(tokens) for _, tokens, _, _ in rows)
-        original(rows)
-
-    monkeypatch.setattr(backend, "decode", spy)
-    return seen
-
-
 def counts(rt: LlamaCppRuntime) -> dict[str, int]:
     """The cache's counters (cumulative over the module's tests)."""
     s = rt.stats()
@@ -77,18 +63,17 @@ def answer(rt: LlamaCppRuntime, i: int, **kw: Any) -> Any:
     return [call["function"] for call in c.tool_calls], c.finish_reason
 
 
-def test_alternating_nodes_resume_their_prefix_from_the_cache(cold: LlamaCppRuntime,
-                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_alternating_nodes_resume_their_prefix_from_the_cache(cold: LlamaCppRuntime, decodes: Any) -> None:
     rt = cold
     before = counts(rt)
     first = [answer(rt, i) for i in range(3)]
     assert rt.stats()["cache_entries"] == 3
     assert grew(before, rt) == {"cache_hits": 0, "cache_misses": 3, "cache_restores": 0, "cache_evictions": 0}
     prompt = rt.count_tokens(rt.render_prompt(node(0), TOOLS))
-    seen = evaluations(rt, monkeypatch)
+    calls = decodes(rt)
     again = [answer(rt, i) for i in range(3)]
     assert again == first  # greedy: resuming from a restored prefix changes nothing
-    prompt_parts = [n for n in seen if n > 1]
+    prompt_parts = [len(tokens) for rows in calls for _, tokens, _, _ in rows if len(tokens) > 1]
     assert len(prompt_parts) == 3 and max(prompt_parts) < prompt // 10, (prompt_parts, prompt)
     assert grew(before, rt) == {"cache_hits": 3, "cache_misses": 3, "cache_restores": 3, "cache_evictions": 0}
     assert rt.stats()["cache_entries"] == 3 and 0 < rt.stats()["hit_rate"] < 1
