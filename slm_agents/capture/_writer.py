@@ -50,7 +50,7 @@ _LABEL_PLAIN = columns.names("labels", "plain")
 _SQL = {
     "calls": "INSERT OR IGNORE INTO calls ({}) VALUES ({})".format(", ".join(CALL_COLUMNS), ", ".join("?" * len(CALL_COLUMNS))),
     "tool_executions": "INSERT OR IGNORE INTO tool_executions ({}) VALUES ({})".format(", ".join(TOOL_COLUMNS), ", ".join("?" * len(TOOL_COLUMNS))),
-    "escalations": "INSERT OR REPLACE INTO escalations ({}) VALUES ({})".format(", ".join(ESCALATION_COLUMNS), ", ".join("?" * len(ESCALATION_COLUMNS))),
+    "escalations": "INSERT OR IGNORE INTO escalations ({}) VALUES ({})".format(", ".join(ESCALATION_COLUMNS), ", ".join("?" * len(ESCALATION_COLUMNS))),
     "labels": "INSERT OR REPLACE INTO labels ({}) VALUES ({})".format(", ".join(LABEL_COLUMNS), ", ".join("?" * len(LABEL_COLUMNS))),
     # a call already written, given the verdict and reason of the step it turned out to be
     "verdicts": "UPDATE calls SET valid = ?, escalation_reason = ? WHERE id = ?",
@@ -66,7 +66,7 @@ SESSION_COLUMNS = columns.names("capture_sessions")
 _SESSION_SQL = "INSERT OR REPLACE INTO capture_sessions ({}) VALUES ({})".format(
     ", ".join(SESSION_COLUMNS), ", ".join("?" * len(SESSION_COLUMNS)))
 #: Tables whose rows carry a caller-chosen id: a duplicate id keeps the first row and is counted.
-_KEEP_FIRST = ("calls", "tool_executions")
+_KEEP_FIRST = ("calls", "tool_executions", "escalations")
 #: One record's rows as ``(table, row)`` pairs: tuples, which the garbage collector stops tracking
 #: once it has seen they hold only text and numbers (a backlog of built rows then costs it nothing).
 RecordRows = tuple[tuple[str, tuple[Any, ...]], ...]

@@ -493,8 +493,17 @@ class CaptureStore:
         return str(rid)
 
     def link_escalation(self, slm_call_id: str, llm_call_id: str, reason: str, **extra: Any) -> str:
-        """Record that the LLM call ``llm_call_id`` replaced the SLM attempt ``slm_call_id``."""
-        rid = new_id()
+        """Record that the LLM call ``llm_call_id`` replaced the SLM attempt ``slm_call_id``; returns the row's id.
+
+        ``id=`` names the row and ``ts=`` dates it, as in :meth:`log` (a second row with the same
+        id is not stored, and counted as a duplicate); any other keyword argument is kept in its
+        ``metadata``, redacted.
+
+        Raises:
+            InvalidRequest: ``ts`` is not seconds since the epoch (2000-2100), a datetime or ISO text.
+        """
+        check_ts(extra.get("ts"))
+        rid = str(extra.pop("id", None) or new_id())
         rec = {"slm_call_id": slm_call_id, "llm_call_id": llm_call_id, "reason": reason, **extra}
         self._put(("escalation", rid, time.time(), rec))
         return rid

@@ -42,6 +42,25 @@ def test_duplicate_id_keeps_the_first_row_and_is_counted(mem_store, caplog):
     assert "duplicate" in caplog.text
 
 
+def test_an_escalation_named_by_id_keeps_its_id_and_a_duplicate_is_counted(mem_store):
+    # before: id= was dropped (the row got a new id) and a second row replaced the first
+    assert mem_store.link_escalation("slm-1", "llm-1", "timeout", id="esc-1", attempt=1) == "esc-1"
+    assert mem_store.link_escalation("slm-2", "llm-2", "unknown_tool", id="esc-1") == "esc-1"
+    assert mem_store.flush()
+    row = mem_store.db["escalations"].get("esc-1")
+    assert (row["slm_call_id"], row["reason"], row["metadata"]) == ("slm-1", "timeout", '{"attempt":1}')
+    assert mem_store.db["escalations"].count == 1
+    assert mem_store.stats.duplicates == 1
+
+
+def test_an_escalation_ts_is_checked_and_kept(mem_store):
+    with pytest.raises(InvalidRequest, match="milliseconds"):
+        mem_store.link_escalation("a", "b", "timeout", ts=1_700_000_000_000)
+    rid = mem_store.link_escalation("a", "b", "timeout", ts=1_700_000_000.25)
+    assert mem_store.flush()
+    assert mem_store.db["escalations"].get(rid)["ts"] == "2023-11-14T22:13:20.250Z"
+
+
 @pytest.mark.parametrize("ts", [1_700_000_000_000, 1_700_000_000_000.5, -5, 1e12, float("nan"), float("inf"),
                                 dt.datetime(1, 1, 1), dt.datetime(9999, 1, 1)])
 def test_millisecond_or_out_of_range_timestamps_are_rejected_clearly(mem_store, ts):
