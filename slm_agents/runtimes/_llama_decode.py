@@ -38,12 +38,17 @@ class Sampling:
         self.seed = int(seed) if seed is not None else default_seed
 
 
+def _has_penalties(s: Sampling) -> bool:
+    """The chain keeps a history of the tokens it accepts (repeat, frequency or presence penalty)."""
+    return s.repeat_penalty != 1.0 or bool(s.frequency_penalty) or bool(s.presence_penalty)
+
+
 def _chain(llm: Any, s: Sampling) -> Any:
     """A llama.cpp sampler chain without a grammar: penalties, then greedy or top-k/p/min-p/temp."""
     from llama_cpp._internals import LlamaSampler
 
     chain = LlamaSampler()
-    if s.repeat_penalty != 1.0 or s.frequency_penalty or s.presence_penalty:
+    if _has_penalties(s):
         chain.add_penalties(
             n_vocab=llm.n_vocab(),
             penalty_last_n=64,
@@ -91,6 +96,7 @@ class GrammarSampler:
         self._all_np["id"] = np.arange(n_vocab, dtype=np.int32)
         self._all_arr = llama_cpp.llama_token_data_array(data=self._all, size=n_vocab, selected=-1, sorted=False)
         self._n_vocab = n_vocab
+        self._penalties = _has_penalties(s)
         self.fallbacks = 0
 
     def _accepts(self, token: int) -> bool:
@@ -101,22 +107,47 @@ class GrammarSampler:
 
     def sample(self, ctx: Any, idx: int = -1) -> int:
         lib = self._lib
+        if self._penalties:
+            return self._sample_with_history(ctx, idx)
         token = lib.llama_sampler_sample(self.chain.sampler, ctx.ctx, idx)
         if not self._accepts(token):
-            import numpy as np
-
             self.fallbacks += 1
-            logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(ctx.ctx, idx), shape=(self._n_vocab,))
-            self._all_np["logit"] = logits
-            self._all_np["p"] = 0.0
-            arr = self._all_arr
-            arr.size, arr.selected, arr.sorted = self._n_vocab, -1, False
-            lib.llama_sampler_apply(self.grammar, ctypes.byref(arr))
-            lib.llama_sampler_apply(self.chain.sampler, ctypes.byref(arr))
-            token = self._all[arr.selected].id
+            token = self._apply_all(ctx, idx, grammar=True)
             lib.llama_sampler_accept(self.chain.sampler, token)
         lib.llama_sampler_accept(self.grammar, token)
         return int(token)
+
+    def _apply_all(self, ctx: Any, idx: int, *, grammar: bool) -> int:
+        """Every candidate through the grammar (when asked) and the chain; the token chosen,
+        which nothing has accepted yet."""
+        import numpy as np
+
+        lib = self._lib
+        logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(ctx.ctx, idx), shape=(self._n_vocab,))
+        self._all_np["logit"] = logits
+        self._all_np["p"] = 0.0
+        arr = self._all_arr
+        arr.size, arr.selected, arr.sorted = self._n_vocab, -1, False
+        if grammar:
+            lib.llama_sampler_apply(self.grammar, ctypes.byref(arr))
+        lib.llama_sampler_apply(self.chain.sampler, ctypes.byref(arr))
+        return int(self._all[arr.selected].id)
+
+    def _sample_with_history(self, ctx: Any, idx: int) -> int:
+        """:meth:`sample` for a chain with penalties, which keep the tokens it accepts.
+
+        ``llama_sampler_sample`` accepts the token it picks, so a first pick the grammar then
+        rejects would stay in the penalty history beside the token that replaced it. The chain is
+        applied without accepting instead, and only the token returned is accepted.
+        """
+        lib = self._lib
+        token = self._apply_all(ctx, idx, grammar=False)
+        if not self._accepts(token):
+            self.fallbacks += 1
+            token = self._apply_all(ctx, idx, grammar=True)
+        lib.llama_sampler_accept(self.chain.sampler, token)
+        lib.llama_sampler_accept(self.grammar, token)
+        return token
 
     def close(self) -> None:
         if self.grammar:
