@@ -384,6 +384,29 @@ def places(items: Items) -> None:
               ("PHONE", "+44 20 7946 0958"))
 
 
+def national(items: Items) -> None:
+    """Phone numbers in national format (trunk prefix 0, no country code) from several countries,
+    IPv4 addresses after words that are not version words, and their look-alikes."""
+    numbers = [
+        "020 7946 0958", "(020) 7946 0958", "0161 496 0000", "07700 900123",  # UK
+        "01 23 45 67 89", "06-12-34-56-78",  # France
+        "030 12345678", "0151 23456789",  # Germany
+        "(02) 9876 5432", "0412 345 678",  # Australia
+        "03-1234-5678", "090-1234-5678",  # Japan
+        "06 1234 5678", "020 123 4567",  # Italy, the Netherlands
+    ]
+    for i, number in enumerate(numbers):
+        text = TEMPLATES[i % len(TEMPLATES)].replace("{v}", number)
+        place_text(items, "national", STRING_PLACES[i % len(STRING_PLACES)], text, ("PHONE", number))
+    for i, (text, ip) in enumerate([("dev box 10.0.0.5 is down", "10.0.0.5"), ("IPv4 198.51.100.7 blocked", "198.51.100.7"),
+                                    ("server at 203.0.113.9, port 22", "203.0.113.9")]):
+        items.add("national", STRING_PLACES[i], text, ("IP", ip))
+    for i, text in enumerate(["FileVersion 10.0.0.1", "firmware v1.2.3.4 shipped", "ver. 4.3.2.1 of the SDK",
+                              "on 05-02-2025 10:30", "pages 0100-0120", "codes 01 02 03", "0,99 EUR",
+                              "shipped 2025-05-02, 3 items"]):
+        items.add("neg", STRING_PLACES[i % len(STRING_PLACES)], text)
+
+
 # -- neg: hard negatives ---------------------------------------------------------------------------------
 
 
@@ -450,6 +473,7 @@ def build() -> list[dict[str, Any]]:
     tokens(items)
     places(items)
     negatives(items)
+    national(items)
     return items.rows
 
 

@@ -9,11 +9,13 @@ Built-in kinds (placeholder names):
 
 ============== ==============================================================================
 ``EMAIL``       e-mail addresses
-``PHONE``       phone numbers: international ``+CC ...`` and North-American ``(555) 123-4567``
+``PHONE``       phone numbers: international ``+CC ...``, North-American ``(555) 123-4567``,
+                national with the trunk prefix 0 ``020 7946 0958``
 ``CARD``        payment card numbers, 13-19 digits, Luhn-checked
 ``SSN``         US social security numbers ``123-45-6789`` (invalid areas excluded)
 ``IBAN``        IBANs, mod-97 checked
-``IP``          IPv4 and IPv6 addresses (validated by :mod:`ipaddress`)
+``IP``          IPv4 and IPv6 addresses (validated by :mod:`ipaddress`; not a version number
+                such as ``v1.2.3.4``)
 ``API_KEY``     ``sk-…``, ``AKIA…``/``ASIA…``, ``ghp_…``/``github_pat_…``, ``xox?-…``, ``AIza…``,
                 Stripe keys, and high-entropy values after ``key=``/``token=``/``secret:`` …
 ``TOKEN``       bearer tokens (``Authorization: Bearer …``; the word ``Bearer`` is kept)
@@ -153,9 +155,14 @@ _PHONE = re.compile(
     r"(?:\+(?<![\w+]\+)\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"  # +CC international
     r"|\((?<![\w+]\()\d{3}\)[ .-]?\d{3}[ .-]\d{4}"  # (555) 123-4567
     r"|\d(?<![\w+]\d)(?:\d\d[.-]\d{3}[.-]\d{4}"  # 555-123-4567
-    r"|[ .-]\d{3}[ .-]\d{3}[ .-]\d{4}))"  # 1 555 123 4567
+    r"|[ .-]\d{3}[ .-]\d{3}[ .-]\d{4})"  # 1 555 123 4567
+    # national numbers, dialled with the trunk prefix 0 (9-12 digits, checked in _find_phone):
+    r"|\(0(?<![\w+]\(0)\d{1,4}\)[ -]?\d{2,8}(?:[ -]\d{2,8}){0,3}"  # (020) 7946 0958, (02) 9876 5432
+    r"|0(?<![\w+.-]0)\d{1,4}(?P<sep>[ -])\d{2,8}(?:(?P=sep)\d{2,8}){0,3})"  # 020 7946 0958, 06-12-34-56-78
     r"(?![\w-])"
 )
+#: Digits a national number (trunk prefix 0, no country code) has: 9 (Italy, Belgium) to 12 (German mobiles).
+_NATIONAL_DIGITS = (9, 12)
 
 
 def _find_email(text: str) -> Iterable[Span]:
@@ -255,8 +262,16 @@ def _find_ip(text: str) -> Iterable[Span]:
         yield from _find_ipv4(text)
 
 
+# A dotted quad right after a version word is a version number (AssemblyVersion 2.0.0.0, v1.2.3.4,
+# ver. 4.3.2.1), not an address; "dev", "server" or "IPv4" before one change nothing.
+_VERSION_BEFORE = re.compile(r"(?i)(?:version|\bver|\brev|\bv)\.?\s*[:=]?\s*$")
+
+
 def _find_ipv4(text: str, pos: int = 0, endpos: int = _END) -> Iterable[Span]:
     for m in _IPV4.finditer(text, pos, endpos):
+        start = m.start()
+        if start and _VERSION_BEFORE.search(text, max(0, start - 24), start) is not None:
+            continue
         try:
             ipaddress.IPv4Address(m.group())
         except ValueError:
@@ -291,7 +306,8 @@ def _find_phone(text: str, pos: int = 0, endpos: int = _END) -> Iterable[Span]:
             digits = len(found) - len(found.encode("ascii").translate(None, _DIGITS))
         else:
             digits = sum(c.isdigit() for c in found)
-        if 7 <= digits <= 15:
+        low, high = _NATIONAL_DIGITS if found[0] == "0" or found.startswith("(0") else (7, 15)
+        if low <= digits <= high:
             yield m.span()
 
 

@@ -1,0 +1,55 @@
+"""Phone numbers in national format (trunk prefix 0) and version numbers shaped like IPv4 addresses.
+
+Before: ``020 7946 0958`` (a UK number without +44) was stored as it is, and
+``AssemblyVersion 2.0.0.0`` became ``AssemblyVersion <IP_1>``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from slm_agents.capture import Redactor
+
+NATIONAL = [
+    "020 7946 0958", "(020) 7946 0958", "0161 496 0000", "07700 900123",  # UK
+    "01 23 45 67 89", "06-12-34-56-78",  # France
+    "030 12345678", "0151 23456789",  # Germany
+    "(02) 9876 5432", "0412 345 678",  # Australia
+    "03-1234-5678", "090-1234-5678",  # Japan
+    "06 1234 5678", "020 123 4567",  # Italy, the Netherlands
+]
+
+#: Numbers that start with 0 or look like versions, dates and codes: kept.
+KEPT = [
+    "AssemblyVersion 2.0.0.0", "FileVersion 10.0.0.1", "firmware v1.2.3.4 shipped", "ver. 4.3.2.1 of the SDK",
+    "on 05-02-2025 10:30", "pages 0100-0120", "codes 01 02 03", "0,99 EUR", "INV-2024-000123", "order A000123",
+    "ISBN 0-306-40615-2", "1.020 7946 0958", "build 0.12.3",
+]
+
+
+@pytest.mark.parametrize("number", NATIONAL)
+def test_a_national_number_is_a_phone_number(number: str) -> None:
+    text, counts = Redactor().redact_text(f"Call me on {number} after six.")
+    assert (text, counts) == ("Call me on <PHONE_1> after six.", {"PHONE": 1})
+
+
+@pytest.mark.parametrize("text", KEPT)
+def test_look_alikes_are_kept(text: str) -> None:
+    assert Redactor().redact_text(text) == (text, {})
+
+
+@pytest.mark.parametrize(("text", "redacted"), [
+    ("dev box 10.0.0.5 is down", "dev box <IP_1> is down"),
+    ("IPv4 198.51.100.7 blocked", "IPv4 <IP_1> blocked"),
+    ("server 203.0.113.9 and version 1.2.3", "server <IP_1> and version 1.2.3"),
+])
+def test_an_address_after_another_word_is_still_an_address(text: str, redacted: str) -> None:
+    assert Redactor().redact_text(text)[0] == redacted
+
+
+def test_national_digit_counts_bound_the_match() -> None:
+    # 8 digits is too short for a national number, 13 too long; 9 and 12 are the bounds
+    assert Redactor().redact_text("0123 4567")[1] == {}
+    assert Redactor().redact_text("0123 456789012")[1] == {}
+    assert Redactor().redact_text("012 345 678")[1] == {"PHONE": 1}
+    assert Redactor().redact_text("01234 5678901")[1] == {"PHONE": 1}
