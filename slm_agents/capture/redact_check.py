@@ -66,7 +66,7 @@ WHERE: dict[str, str] = {
 _OBJECT_WHERE = frozenset({"history_tool_call", "tool_call", "tool_arguments", "metadata", "params", "escalation",
                            "label"})
 _STRING_WHERE = frozenset({"message", "content_part", "image_url", "answer", "error"})
-# keys the store takes as columns, not extras (an extra ``id`` would not be stored at all)
+# keys the store takes as columns or as the row's name, not as extras (``id=`` names an escalation row)
 _RESERVED_EXTRA = {"escalation": {"id", "ts", "slm_call_id", "llm_call_id", "reason", "metadata"},
                    "label": {"call_or_run_id", "label", "score", "note"}}
 
