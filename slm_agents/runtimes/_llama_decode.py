@@ -15,7 +15,7 @@ import contextlib
 import ctypes
 from typing import Any
 
-__all__ = ["Sampling", "SamplerSlot", "GrammarSampler", "build_sampler"]
+__all__ = ["Sampling", "SamplerSlot", "GrammarSampler", "build_sampler", "carry_history"]
 
 _GREEDY_EPS = 1e-6
 
@@ -165,6 +165,16 @@ def build_sampler(llm: Any, s: Sampling, grammar: str | None) -> Any:
     if grammar is None:
         return _chain(llm, s)
     return GrammarSampler(llm, s, grammar)
+
+
+def carry_history(sampler: Any, tokens: list[int]) -> None:
+    """Accept ``tokens`` (those already emitted) into a fresh ``sampler``, so that its penalties
+    count them as the sampler it replaces did."""
+    import llama_cpp
+
+    chain = sampler.chain if isinstance(sampler, GrammarSampler) else sampler
+    for token in tokens:
+        llama_cpp.llama_sampler_accept(chain.sampler, token)
 
 
 class SamplerSlot:

@@ -39,7 +39,7 @@ from ..toolcalls import (
 from ..types import Completion, Message, StreamChunk, Usage
 from ._batch import DEFAULT_SLOTS, BatchEngine, Job, LlamaBackend, Ticket, multi_sequence_context
 from ._kv_cache import PrefixCache, common_prefix_len
-from ._llama_decode import SamplerSlot, Sampling, build_sampler
+from ._llama_decode import SamplerSlot, Sampling, build_sampler, carry_history
 from ._lora import AdapterSet, current_task_adapter
 from ._prompt import ChatTemplate
 from .base import BaseRuntime, Request, iterate_in_thread, prepare_request
@@ -739,7 +739,9 @@ class LlamaCppRuntime(BaseRuntime):
         if progress.with_tools and progress.text.lstrip().startswith("<"):
             call.plan.keep = True  # the answer is a tool call: stay under the grammar
             return
-        slot.current = build_sampler(self._loaded.llm, call.sampling, None)
+        free = build_sampler(self._loaded.llm, call.sampling, None)
+        carry_history(free, progress.out_tokens)  # repeat/frequency/presence penalties see them
+        slot.current = free
         if progress.with_tools:
             progress.with_tools, progress.parser = False, None
             progress.stops.append("<tool_call>")

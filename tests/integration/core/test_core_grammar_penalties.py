@@ -13,7 +13,7 @@ import llama_cpp
 import pytest
 
 from slm_agents.models import default_model_path
-from slm_agents.runtimes._llama_decode import GrammarSampler, Sampling, build_sampler
+from slm_agents.runtimes._llama_decode import GrammarSampler, Sampling, build_sampler, carry_history
 
 pytestmark = pytest.mark.integration
 
@@ -58,3 +58,29 @@ def test_a_pick_the_grammar_accepts_enters_the_history_once(llm: llama_cpp.Llama
         assert llama_cpp.llama_sampler_sample(allowed.chain.sampler, llm._ctx.ctx, -1) != free
     finally:
         allowed.close()
+
+
+def test_the_free_text_sampler_carries_the_first_token(llm: llama_cpp.Llama) -> None:
+    # After an "auto" step's first token the answer runs free of the grammar on a new chain; the
+    # token already emitted must count in that chain's penalties, as it did in the one before.
+    _, free = _greedy_pick(llm, 1.0)
+    fresh = build_sampler(llm, Sampling({**GREEDY, "repeat_penalty": 50.0}, 0), None)
+    carry_history(fresh, [free])
+    assert llama_cpp.llama_sampler_sample(fresh.sampler, llm._ctx.ctx, -1) != free
+    fresh.close()
+
+
+def test_a_text_answer_hands_its_first_token_to_the_free_sampler(monkeypatch: pytest.MonkeyPatch, runtime) -> None:
+    from slm_agents.runtimes import llamacpp
+
+    carried: list[list[int]] = []
+    real = llamacpp.carry_history
+    monkeypatch.setattr(llamacpp, "carry_history", lambda sampler, tokens: (carried.append(list(tokens)),
+                                                                           real(sampler, tokens)))
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather in a city",
+                                               "parameters": {"type": "object",
+                                                              "properties": {"city": {"type": "string"}}}}}]
+    out = runtime.complete([{"role": "user", "content": "Say hello to me."}], tools, tool_choice="none",
+                           max_tokens=4, repeat_penalty=1.3)
+    assert out.content
+    assert carried and len(carried[0]) == 1
