@@ -385,7 +385,7 @@ def places(items: Items) -> None:
 
 
 def national(items: Items) -> None:
-    """Phone numbers in national format (trunk prefix 0, no country code) from several countries,
+    """Phone numbers in national format (no country code) from several countries,
     IPv4 addresses after words that are not version words, and their look-alikes."""
     numbers = [
         "020 7946 0958", "(020) 7946 0958", "0161 496 0000", "07700 900123",  # UK
@@ -394,6 +394,7 @@ def national(items: Items) -> None:
         "(02) 9876 5432", "0412 345 678",  # Australia
         "03-1234-5678", "090-1234-5678",  # Japan
         "06 1234 5678", "020 123 4567",  # Italy, the Netherlands
+        "(11) 91234-5678", "(55) 1234 5678", "138 0013 8000",  # Brazil, Mexico, China (no trunk prefix)
     ]
     for i, number in enumerate(numbers):
         text = TEMPLATES[i % len(TEMPLATES)].replace("{v}", number)
@@ -403,7 +404,8 @@ def national(items: Items) -> None:
         items.add("national", STRING_PLACES[i], text, ("IP", ip))
     for i, text in enumerate(["FileVersion 10.0.0.1", "firmware v1.2.3.4 shipped", "ver. 4.3.2.1 of the SDK",
                               "on 05-02-2025 10:30", "pages 0100-0120", "codes 01 02 03", "0,99 EUR",
-                              "shipped 2025-05-02, 3 items"]):
+                              "shipped 2025-05-02, 3 items", "total 100 000 000 units", "(12) 34 items",
+                              "range 1999-2024"]):
         items.add("neg", STRING_PLACES[i % len(STRING_PLACES)], text)
 
 

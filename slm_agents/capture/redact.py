@@ -10,7 +10,7 @@ Built-in kinds (placeholder names):
 ============== ==============================================================================
 ``EMAIL``       e-mail addresses
 ``PHONE``       phone numbers: international ``+CC ...``, North-American ``(555) 123-4567``,
-                national with the trunk prefix 0 ``020 7946 0958``
+                national ``020 7946 0958`` / ``(11) 91234-5678`` / ``138 0013 8000``
 ``CARD``        payment card numbers, 13-19 digits, Luhn-checked
 ``SSN``         US social security numbers ``123-45-6789`` (invalid areas excluded)
 ``IBAN``        IBANs, mod-97 checked
@@ -154,6 +154,8 @@ _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}(?:(?:\d{1,3}\.){3}\d{
 _PHONE = re.compile(
     r"(?:\+(?<![\w+]\+)\d{1,3}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"  # +CC international
     r"|\((?<![\w+]\()\d{3}\)[ .-]?\d{3}[ .-]\d{4}"  # (555) 123-4567
+    r"|\((?<![\w+]\()[1-9]\d\) ?\d{4,5}[ -]\d{4}"  # (11) 91234-5678, (55) 1234 5678: Brazil, Mexico
+    r"|1(?<![\w+.-]1)[3-9]\d(?P<cn>[ -])\d{4}(?P=cn)\d{4}"  # 138 0013 8000: Chinese mobiles
     r"|\d(?<![\w+]\d)(?:\d\d[.-]\d{3}[.-]\d{4}"  # 555-123-4567
     r"|[ .-]\d{3}[ .-]\d{3}[ .-]\d{4})"  # 1 555 123 4567
     # national numbers, dialled with the trunk prefix 0 (9-12 digits, checked in _find_phone):

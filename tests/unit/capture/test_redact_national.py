@@ -1,6 +1,7 @@
-"""Phone numbers in national format (trunk prefix 0) and version numbers shaped like IPv4 addresses.
+"""Phone numbers in national format and version numbers shaped like IPv4 addresses.
 
-Before: ``020 7946 0958`` (a UK number without +44) was stored as it is, and
+Before: ``020 7946 0958`` (a UK number without +44), ``(11) 91234-5678`` and ``138 0013 8000``
+were stored as they are, and
 ``AssemblyVersion 2.0.0.0`` became ``AssemblyVersion <IP_1>``.
 """
 
@@ -12,7 +13,7 @@ from slm_agents.capture import Redactor
 from slm_agents.capture.redact_check import load_labelled
 
 #: The national numbers of the shipped labelled set (UK, France, Germany, Australia, Japan, Italy,
-#: the Netherlands), written by bench/data/make_redact_labelled.py.
+#: the Netherlands, Brazil, Mexico, China), written by bench/data/make_redact_labelled.py.
 NATIONAL = [value for item in load_labelled() if item.id.startswith("national-")
             for kind, value in item.pii if kind == "PHONE"]
 
@@ -20,7 +21,8 @@ NATIONAL = [value for item in load_labelled() if item.id.startswith("national-")
 KEPT = [
     "AssemblyVersion 2.0.0.0", "FileVersion 10.0.0.1", "firmware v1.2.3.4 shipped", "ver. 4.3.2.1 of the SDK",
     "on 05-02-2025 10:30", "pages 0100-0120", "codes 01 02 03", "0,99 EUR", "INV-2024-000123", "order A000123",
-    "ISBN 0-306-40615-2", "1.020 7946 0958", "build 0.12.3",
+    "ISBN 0-306-40615-2", "1.020 7946 0958", "build 0.12.3", "(2024) 1234-5678", "total 100 000 000 units",
+    "(12) 34 items", "x138 0013 8000", "range 1999-2024",
 ]
 
 
@@ -45,7 +47,7 @@ def test_an_address_after_another_word_is_still_an_address(text: str, redacted: 
 
 
 def test_the_shipped_set_has_the_national_numbers() -> None:
-    assert len(NATIONAL) == 14
+    assert len(NATIONAL) == 17
 
 
 def test_national_digit_counts_bound_the_match() -> None:
