@@ -409,6 +409,39 @@ def national(items: Items) -> None:
         items.add("neg", STRING_PLACES[i % len(STRING_PLACES)], text)
 
 
+def formats(items: Items) -> None:
+    """Formats beyond the first set: addresses with accented or non-Latin letters and next to text
+    written without spaces, US numbers split by spaces, SSNs split by spaces, the keys of more
+    providers (LLM APIs, package registries, e-mail, hosting, shops) and a short password under a
+    secret-named key; and their look-alikes."""
+    rng = random.Random(7)
+    for i, (text, value) in enumerate([
+        ("Write to josé.garcía@example.es today", "josé.garcía@example.es"),
+        ("Łukasz.Müller@firma.pl asked for a refund", "Łukasz.Müller@firma.pl"),
+        ("contact: user@bücher.de", "user@bücher.de"),
+        ("请联系我jane@example.com谢谢", "jane@example.com"),
+        ("メール：taro@例え.jp です", "taro@例え.jp"),
+    ]):
+        place_text(items, "formats", STRING_PLACES[i % len(STRING_PLACES)], text, ("EMAIL", value))
+    for i, (text, value) in enumerate([("call 415 555 0132 after 5", "415 555 0132"),
+                                       ("SSN 123 45 6789 on file", "123 45 6789"),
+                                       ("ssn: 234 56 7890", "234 56 7890")]):
+        place_text(items, "formats", STRING_PLACES[(i + 2) % len(STRING_PLACES)], text,
+                   ("PHONE" if i == 0 else "SSN", value))
+    keys = ["gsk_" + rnd(rng, 52), "xai-" + rnd(rng, 80), "pplx-" + rnd(rng, 48), "r8_" + rnd(rng, 37),
+            "npm_" + rnd(rng, 36), "pypi-AgEIcHlwaS5vcmc" + rnd(rng, 60, ALNUM + "_-"),
+            "SG." + rnd(rng, 22, ALNUM + "_-") + "." + rnd(rng, 43, ALNUM + "_-"),
+            "dop_v1_" + rnd(rng, 64, "0123456789abcdef"), "shpat_" + rnd(rng, 32, "0123456789abcdef")]
+    for i, key in enumerate(keys):
+        place_text(items, "formats", STRING_PLACES[i % len(STRING_PLACES)], f"use {key} for the deploy", ("API_KEY", key))
+    items.add("formats", "tool_arguments", {"user": "bob", "password": "hunter2"}, ("API_KEY", "hunter2"))
+    items.add("formats", "tool_call", {"username": "ann", "pin": "4821", "api_key": "k3y!"}, ("API_KEY", "k3y!"))
+    for i, text in enumerate(["sizes 150 300 4000", "year 2024 03 15", "shipping soon", "SG.1 was fine",
+                              "code 123-45 6789", "write to a_b@localhost", "order 987 65 4321 units"]):
+        items.add("neg", STRING_PLACES[i % len(STRING_PLACES)], text)
+    items.add("neg", "tool_arguments", {"max_tokens": 256, "token_type": "bearer", "password_hint": "pet name"})
+
+
 # -- neg: hard negatives ---------------------------------------------------------------------------------
 
 
@@ -476,6 +509,7 @@ def build() -> list[dict[str, Any]]:
     places(items)
     negatives(items)
     national(items)
+    formats(items)
     return items.rows
 
 

@@ -12,12 +12,14 @@ Built-in kinds (placeholder names):
 ``PHONE``       phone numbers: international ``+CC ...``, North-American ``(555) 123-4567``,
                 national ``020 7946 0958`` / ``(11) 91234-5678`` / ``138 0013 8000``
 ``CARD``        payment card numbers, 13-19 digits, Luhn-checked
-``SSN``         US social security numbers ``123-45-6789`` (invalid areas excluded)
+``SSN``         US social security numbers ``123-45-6789``, ``123 45 6789`` (invalid areas excluded)
 ``IBAN``        IBANs, mod-97 checked
 ``IP``          IPv4 and IPv6 addresses (validated by :mod:`ipaddress`; not a version number
                 such as ``v1.2.3.4``)
 ``API_KEY``     ``sk-…``, ``AKIA…``/``ASIA…``, ``ghp_…``/``github_pat_…``, ``xox?-…``, ``AIza…``,
-                Stripe keys, and high-entropy values after ``key=``/``token=``/``secret:`` …
+                Stripe, GitLab, Hugging Face, Groq, xAI, Perplexity, Replicate, npm, PyPI,
+                SendGrid, DigitalOcean and Shopify keys, high-entropy values after
+                ``key=``/``token=``/``secret:`` …, and the value of a secret-named key
 ``TOKEN``       bearer tokens (``Authorization: Bearer …``; the word ``Bearer`` is kept)
 ``JWT``         JSON web tokens
 ``PRIVATE_KEY`` PEM private key blocks
@@ -97,7 +99,10 @@ def _entropy(text: str) -> float:
 
 # Patterns start with a character class, and look behind only after it, so that the regex
 # engine can skip quickly to candidate positions (a leading look-behind makes it try every one).
-_EMAIL = re.compile(r"[A-Za-z0-9._%+-]{1,64}@(?:[A-Za-z0-9-]{1,63}\.)+[A-Za-z]{2,24}\b")
+# A local part may hold accented Latin letters (josé@example.com), a domain label letters of any
+# script (user@bücher.de); the top-level domain is ASCII and the address may touch text of scripts
+# written without spaces (请联系jane@example.com谢谢), which \b would not end it at.
+_EMAIL = re.compile(r"[A-Za-z0-9._%+\-\u00C0-\u024F]{1,64}@(?:[\w-]{1,63}\.)+[A-Za-z]{2,24}(?![A-Za-z])")
 _PRIVATE_KEY = re.compile(
     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
 )
@@ -108,10 +113,12 @@ _DATA_URL = re.compile(r"data:([A-Za-z0-9.+-]+/[A-Za-z0-9.+-]+)?(?:;[A-Za-z0-9.+
                        r"[A-Za-z0-9+/\s]*={0,2}\s*")
 _BEARER = re.compile(r"(?i)\bbearer\s+([A-Za-z0-9._~+/-]{16,}=*)")
 _API_KEY_PREFIXES = ("sk-", "AKIA", "ASIA", "AGPA", "AIDA", "AROA", "gh", "github_pat_", "xox", "AIza",
-                     "_live_", "_test_", "glpat-", "hf_")
+                     "_live_", "_test_", "glpat-", "hf_", "gsk_", "xai-", "pplx-", "r8_", "npm_", "pypi-", "SG.",
+                     "dop_v1_", "shp")
 # One of the prefixes each _API_KEYS branch starts with; ``gh`` only as ``gh[pousr]_`` (plain "gh"
-# is in "through", "high"...).
-_API_KEY_PREFIX = re.compile("|".join("gh[pousr]_" if p == "gh" else re.escape(p) for p in _API_KEY_PREFIXES))
+# is in "through", "high"...), ``shp`` only as Shopify's ``shpat_``...
+_API_KEY_PREFIX = re.compile("|".join({"gh": "gh[pousr]_", "shp": "shp(?:at|ss|ca|pa)_"}.get(p, re.escape(p))
+                                     for p in _API_KEY_PREFIXES))
 _API_KEYS = re.compile(
     r"(?<![A-Za-z0-9_-])(?:"
     r"sk-(?:proj-|ant-(?:api\d\d-)?|live-|test-)?[A-Za-z0-9_-]{20,}"
@@ -123,6 +130,10 @@ _API_KEYS = re.compile(
     r"|(?:sk|pk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"
     r"|glpat-[A-Za-z0-9_-]{20,}"
     r"|hf_[A-Za-z0-9]{30,}"
+    r"|gsk_[A-Za-z0-9]{40,}|xai-[A-Za-z0-9]{40,}|pplx-[A-Za-z0-9]{40,}|r8_[A-Za-z0-9]{30,}"  # Groq, xAI, Perplexity, Replicate
+    r"|npm_[A-Za-z0-9]{36}|pypi-[A-Za-z0-9_-]{50,}"  # npm, PyPI
+    r"|SG\.[A-Za-z0-9_-]{16,}\.[A-Za-z0-9_-]{16,}"  # SendGrid
+    r"|dop_v1_[a-f0-9]{64}|shp(?:at|ss|ca|pa)_[a-fA-F0-9]{32}"  # DigitalOcean, Shopify
     r")(?![A-Za-z0-9_-])"
 )
 _SECRET_WORDS = ("key", "secret", "token", "passw", "pwd")
@@ -145,7 +156,7 @@ _KEY_VALUE = re.compile(
     r"(?i)(?<![A-Za-z0-9])" + _SECRET_NAME + r"[\"']?\s*[:=]\s*[\"']?([A-Za-z0-9_\-./+=~]{12,})"
 )
 _SECRET_KEY_NAME = re.compile(r"(?i)^[\w-]*" + _SECRET_NAME + r"$")
-_SSN = re.compile(r"\d(?<![\d-]\d)\d\d-\d\d-\d{4}(?![\d-])")
+_SSN = re.compile(r"\d(?<![\d-]\d)\d\d(?P<sep>[- ])\d\d(?P=sep)\d{4}(?![\d-])")  # 123-45-6789, 123 45 6789
 _CARD = re.compile(r"\d(?<![\d-]\d)(?:[ -]?\d){12,18}(?![\d-])")
 _IBAN = re.compile(r"[A-Z](?<![A-Za-z0-9][A-Z])[A-Z]\d\d(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\b")
 _IPV4 = re.compile(r"\d(?<![\d.]\d)\d{0,2}\.\d{1,3}\.\d{1,3}\.\d{1,3}(?!\.?\d)")
@@ -158,6 +169,7 @@ _PHONE = re.compile(
     r"|1(?<![\w+.-]1)[3-9]\d(?P<cn>[ -])\d{4}(?P=cn)\d{4}"  # 138 0013 8000: Chinese mobiles
     r"|\d(?<![\w+]\d)(?:\d\d[.-]\d{3}[.-]\d{4}"  # 555-123-4567
     r"|[ .-]\d{3}[ .-]\d{3}[ .-]\d{4})"  # 1 555 123 4567
+    r"|[2-9](?<![\w+]\d)\d\d [2-9]\d\d \d{4}"  # 415 555 0132 (area and exchange codes start 2-9)
     # national numbers, dialled with the trunk prefix 0 (9-12 digits, checked in _find_phone):
     r"|\(0(?<![\w+]\(0)\d{1,4}\)[ -]?\d{2,8}(?:[ -]\d{2,8}){0,3}"  # (020) 7946 0958, (02) 9876 5432
     r"|0(?<![\w+.-]0)\d{1,4}(?P<sep>[ -])\d{2,8}(?:(?P=sep)\d{2,8}){0,3})"  # 020 7946 0958, 06-12-34-56-78
@@ -230,7 +242,7 @@ _END = sys.maxsize
 
 def _find_ssn(text: str, pos: int = 0, endpos: int = _END) -> Iterable[Span]:
     for m in _SSN.finditer(text, pos, endpos):
-        area, group, serial = m.group().split("-")
+        area, group, serial = m.group().split(m.group("sep"))
         if area not in ("000", "666") and area[0] != "9" and group != "00" and serial != "0000":
             yield m.span()
 
@@ -353,7 +365,8 @@ def _count_digits(text: str) -> int:
 
 
 def _number_runs(text: str) -> list[tuple[int, int, int, int, int]]:
-    """``(start, end, digits, dashes, dots)`` of each run of at least 4 digits, in order."""
+    """``(start, end, digits, seps, dots)`` of each run of at least 4 digits, in order; ``seps``
+    counts the dashes or the spaces, whichever it has more of (an SSN needs two of one)."""
     runs = []
     for m in _NUMBER_RUN.finditer(text):  # a run of fewer than 4 digits is too short for every kind
         run = m.group()
@@ -364,7 +377,7 @@ def _number_runs(text: str) -> list[tuple[int, int, int, int, int]]:
         # what is left without the separators are the digits (any script's, as the detectors' \d)
         digits = len(run.encode("ascii").translate(None, _RUN_SEPARATORS)) if run.isascii() else \
             len(run.translate(_DROP_RUN_SEPARATORS))
-        runs.append((start, end, digits, run.count("-"), run.count(".")))
+        runs.append((start, end, digits, max(run.count("-"), run.count(" ")), run.count(".")))
     return runs
 
 
@@ -372,8 +385,8 @@ def _find_in_runs(kind: str, text: str, runs: list[tuple[int, int, int, int, int
     """What ``kind``'s finder finds in ``text``, scanning only the runs that can hold one."""
     finder, need = _RUN_FINDERS[kind]
     spans: list[Span] = []
-    for start, end, digits, dashes, dots in runs:
-        if digits < need or (kind == "SSN" and dashes < 2) or (kind == "IP" and dots < 3):
+    for start, end, digits, seps, dots in runs:
+        if digits < need or (kind == "SSN" and seps < 2) or (kind == "IP" and dots < 3):
             continue
         # one character of look-behind room before the run, three past it for the look-aheads
         # (past the run no separator is followed by a digit, so nothing can match there)
@@ -397,6 +410,8 @@ _MESSAGE_KEYS = frozenset({"role", "tool_call_id"})
 _TOOL_CALL_KEYS = frozenset({"id", "type", "index"})
 _PART_KEYS = frozenset({"type"})
 _FAST_DEPTH = 48
+#: Shortest value under a secret-named key (``password``, ``api_key``...) redacted as a whole.
+_MIN_SECRET_CHARS = 4
 # Credential-shaped keys (headers, params): always dropped, whatever the redactor.
 _CREDENTIAL_KEY = re.compile(
     r"(?i)^(?:proxy-)?authori[sz]ation$|cookie|api[_-]?key$|apikey|secret|passw|^pwd$|^x-[\w-]*-key$|"
@@ -627,7 +642,7 @@ class Redactor:
                     else:
                         continue  # none of the substrings this kind's finder looks for first
                 if number_kind:  # CARD, SSN, IP, PHONE: scan only the runs of digits that can hold one
-                    if kind == "SSN" and text.count("-") < 2:
+                    if kind == "SSN" and text.count("-") < 2 and text.count(" ") < 2:
                         continue
                     if kind == "IP" and text.count(".") < 3:
                         spans = list(_find_ipv6(text))
@@ -727,7 +742,8 @@ class RedactionSession:
         if key is not None:
             if key == "arguments" and value[:1] in ("{", "["):
                 return self.json_string(value)
-            if (len(value) >= 8 and _is_secret_key_name(key) and not value.startswith("<")
+            # the key says the value is a secret: a short password ("hunter2") is one too
+            if (len(value) >= _MIN_SECRET_CHARS and _is_secret_key_name(key) and not value.startswith("<")
                     and "API_KEY" in self.redactor.kinds):
                 self.counts["API_KEY"] += 1
                 return self._placeholder("API_KEY", value)
