@@ -262,7 +262,7 @@ class SLMCaptureHandler(BaseCallbackHandler):
             record["ttft_ms"] = (call.first - call.start) * 1000
         provider = metadata.get("ls_provider")
         if not record.get("route"):
-            record["route"] = "slm" if provider == "slm_agents" else "llm"
+            record["route"] = records.unrouted_route(provider == "slm_agents")
         if not record.get("runtime"):
             record["runtime"] = provider
         if not record.get("model"):

@@ -46,6 +46,7 @@ __all__ = ["SLMAgentsCaptureHandler", "slm_agents_capture", "current_handler"]
 
 logger = logging.getLogger("llamaindex_slm.capture")
 
+_SLM_AGENTS_CLASSES = frozenset({"SLM", "RouterLLM"})  # class_name() of this face's LLMs
 _MAX_PENDING = 10_000  # calls whose end never came (abandoned streams) are forgotten past this
 
 
@@ -266,6 +267,8 @@ class SLMAgentsCaptureHandler(BaseEventHandler):
             )  # fmt: skip
             if error is not None:
                 record["finish_reason"] = "error"
+            if not record.get("route"):
+                record["route"] = records.unrouted_route(call.model_dict.get("class_name") in _SLM_AGENTS_CLASSES)
             call_id = self.store.log({k: v for k, v in record.items() if v is not None})
             records.remember_tool_calls(call_id, record.get("tool_calls"))
         except Exception as e:  # noqa: BLE001 - a bad record is dropped, never raised

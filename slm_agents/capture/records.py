@@ -348,6 +348,17 @@ def context_fields(
     })  # fmt: skip
 
 
+def unrouted_route(by_slm_agents: bool) -> str:
+    """The ``route`` of an ordinary call, one no router judged: ``"slm"`` when an slm-agents model
+    answered, else ``"llm"`` (the frontier model whose answers ``export``, ``eval`` and
+    ``finetune`` learn from). Every face fills it the same way, so no captured call is routeless.
+
+    Example:
+        >>> unrouted_route(True), unrouted_route(False)
+        ('slm', 'llm')
+    """
+    return "slm" if by_slm_agents else "llm"
+
 # -- tool executions ----------------------------------------------------------------------------------
 def tool_record(
     *,

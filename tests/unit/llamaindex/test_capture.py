@@ -44,6 +44,20 @@ def test_any_llamaindex_llm_is_recorded_and_streams_reassembled(captured, store)
     assert stream_row["metadata"]["streamed"] is True
 
 
+def test_unrouted_calls_get_a_route_as_in_langchain(captured, store, tmp_path) -> None:
+    """An ordinary call is on route "slm" when an slm-agents model answered, else "llm" (the
+    teacher): export, eval and finetune read route "llm" by default, so a frontier LLM's calls
+    captured here must not be left without one (they were: NULL, and no export found them)."""
+    from slm_agents.dataset import export_dataset
+
+    SLM(runtime=FakeRuntime(["fine"])).complete("how are you")
+    MockLLM().complete("what is the capital of France")
+    slm_row, llm_row = captured()
+    assert (slm_row["route"], llm_row["route"]) == ("slm", "llm")
+    result = export_dataset(store.db, tmp_path / "out", format="openai")
+    assert result.train + result.validation == 1  # the MockLLM (teacher) call
+
+
 def test_complete_delegating_to_chat_is_one_row(captured, store) -> None:
     SLM(runtime=FakeRuntime(["fine"])).complete("how are you")
     [row] = captured()
