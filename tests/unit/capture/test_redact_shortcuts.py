@@ -74,6 +74,8 @@ GATE_PIECES = st.sampled_from([
     "2001:db8:0:0:0:0:2:1", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:", "192.0.2.7", "10:30", '": "', "{", "}", "0", "9", "KEY", "key", "Secret",
     "TOKEN", "Passw", "pWd", "\u212aey", "\u017fecret", "tok\u0130n", "\u0131", "through", "gh", "ghp_",
     "ghp_" + "a1" * 18, "sk-" + "b2" * 12, "AKIA" + "C3" * 8, "hf_" + "d4" * 16, "=",
+    "gsk_" + "e5" * 20, "xai-" + "f6" * 20, "pplx-" + "g7" * 20, "r8_" + "h8" * 15, "npm_" + "i9" * 18,
+    "pypi-" + "j0" * 25, "SG." + "k1" * 8 + "." + "l2" * 8, "dop_v1_" + "ab" * 32, "shpat_" + "cd" * 16, "shp", "SG",
     "+1 415 555 0123", "\u0664\u0661\u0665", "\uff11\uff12",
 ])
 GATE_TEXTS = st.lists(GATE_PIECES, max_size=30).map("".join)
@@ -90,6 +92,9 @@ def test_gated_detectors_find_what_their_plain_regex_finds(text: str) -> None:
     assert redact._has_secret_word(text) == (redact._SECRET_WORD.search(text) is not None)
     if redact._API_KEYS.search(text) is not None:
         assert redact._API_KEY_PREFIX.search(text) is not None
+    # the gate is the prefix list, grouped by first character
+    listed = [{"gh": "gh[pousr]_", "shp": "shp(?:at|ss|ca|pa)_"}.get(p, re.escape(p)) for p in redact._API_KEY_PREFIXES]
+    assert (redact._API_KEY_PREFIX.search(text) is not None) == (re.search("|".join(listed), text) is not None)
     plain_ipv6 = []  # no gate at all: every match that is an address
     for m in redact._IPV6.finditer(text):
         if sum(c.isalnum() for c in m.group()) < 3:
