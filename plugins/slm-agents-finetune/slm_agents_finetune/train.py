@@ -8,12 +8,14 @@ optimizer state) is written after each epoch; ``resume=True`` continues from the
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import math
 import os
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,25 +113,38 @@ def load_base(model_path: Path, base_dir: str | None = None, *, progress: bool =
         hf_logging.disable_progress_bar()
     warnings.filterwarnings("ignore", module="peft")
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
-    quiet = {} if progress else {"TQDM_DISABLE": "1"}  # the GGUF de-quantization bar
-    saved = {k: os.environ.get(k) for k in quiet}
-    os.environ.update(quiet)
     try:
-        if base_dir:
-            model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-        else:
-            model = AutoModelForCausalLM.from_pretrained(
-                str(model_path.parent), gguf_file=model_path.name, dtype=torch.float32)
+        with contextlib.nullcontext() if progress else _gguf_bar_off():
+            if base_dir:
+                model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+            else:
+                model = AutoModelForCausalLM.from_pretrained(
+                    str(model_path.parent), gguf_file=model_path.name, dtype=torch.float32)
     except (OSError, ValueError, RuntimeError) as e:
         where = base_dir or model_path
         raise InvalidRequest(f"could not load the base weights from {where}: {e}") from e
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     return model
+
+
+@contextlib.contextmanager
+def _gguf_bar_off() -> Iterator[None]:
+    """Switch off transformers' GGUF de-quantization bar. Its module iterates under a ``tqdm`` it
+    imported with transformers, and tqdm reads ``TQDM_DISABLE`` when it is imported, so setting
+    that here came too late: the name is wrapped with ``disable=True`` for the load instead."""
+    try:
+        from transformers import modeling_gguf_pytorch_utils as gguf_utils
+    except ImportError:  # a transformers without GGUF loading has no such bar
+        yield
+        return
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is None:
+        yield
+        return
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar
 
 
 def _batches(encoded: list[tuple[list[int], list[int]]], size: int, rng: random.Random) -> list[list[int]]:

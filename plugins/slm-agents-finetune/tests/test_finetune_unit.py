@@ -231,3 +231,23 @@ def test_gradient_checkpointing_changes_memory_not_the_training(tmp_path: Path) 
         losses[checkpointing] = record.losses
     assert len(losses[True]) == 3 and losses[True][0] > 0
     assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+
+
+def test_no_progress_also_hides_the_gguf_dequantization_bar(monkeypatch: Any, capsys: Any, tmp_path: Path) -> None:
+    """--no-progress hides every bar, transformers' GGUF de-quantization one included: that module
+    holds tqdm imported before load_base runs, so TQDM_DISABLE set then came too late."""
+    import transformers
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    from slm_agents_finetune.train import load_base
+
+    def fake_from_pretrained(*_: Any, **__: Any) -> str:
+        for _tensor in gguf_utils.tqdm(range(3), desc="Converting and de-quantizing GGUF tensors..."):
+            pass
+        return "model"
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", fake_from_pretrained)
+    assert load_base(tmp_path / "m.gguf", progress=False) == "model"
+    assert "de-quantizing" not in capsys.readouterr().err
+    assert load_base(tmp_path / "m.gguf", progress=True) == "model"
+    assert "de-quantizing" in capsys.readouterr().err  # with progress the bar shows, so the check sees it
