@@ -111,3 +111,13 @@ def test_metadata_and_validation() -> None:
     assert meta.is_function_calling_model and meta.model_name.startswith("router(fake-slm|")
     with pytest.raises(ValueError, match="LlamaIndex LLM"):
         RouterLLM(slm=SLM(runtime=FakeRuntime([])), llm="gpt")  # type: ignore[arg-type]
+
+
+def test_an_unknown_argument_is_refused_as_chat_slm_router_refuses_it() -> None:
+    """A misspelt policy field was accepted and ignored (the threshold never applied)."""
+    from slm_agents.errors import InvalidRequest
+
+    with pytest.raises(InvalidRequest, match=r"unknown argument\(s\) confidence_treshold; it takes slm=, llm="):
+        RouterLLM(slm=FakeRuntime(), policy=EscalationPolicy(), confidence_treshold=0.5)
+    router = RouterLLM(slm=FakeRuntime(), system_prompt="Be brief.")  # LlamaIndex's own LLM fields still pass
+    assert router.system_prompt == "Be brief."
