@@ -3,7 +3,8 @@
 On a CPU without a GPU this runs on every core, in bf16 autocast where the CPU has bf16 units
 (fp32 otherwise); on CUDA the same code uses the first GPU. The seed fixes initialisation and
 batch order, so a run is reproducible on the same machine. A checkpoint (the peft adapter and the
-optimizer state) is written after each epoch; ``resume=True`` continues from the last one.
+optimizer state) is written after each epoch, and where ``max_steps`` stops one; ``resume=True``
+continues from the last one, at the step it reached.
 """
 
 from __future__ import annotations
@@ -234,8 +235,11 @@ def train(
     total = steps_per_epoch * config.epochs
     if config.max_steps is not None:
         total = min(total, config.max_steps)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / max(1, min(10, total // 10))) * max(0.0, 1 - s / max(1, total)))
+
+    def schedule(s: int) -> float:  # warm-up, then linear decay to 0 at ``total``
+        return min(1.0, (s + 1) / max(1, min(10, total // 10))) * max(0.0, 1 - s / max(1, total))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
     result = TrainResult(precision="bf16" if use_bf16 else "fp32", device=str(device),
                          trainable_params=sum(p.numel() for p in params), examples=len(encoded))
@@ -251,7 +255,12 @@ def train(
         state = torch.load(last / "state.pt", weights_only=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        for group in optimizer.param_groups:  # this run's schedule: a --max-steps run had decayed to 0
+            group["lr"] = group["initial_lr"] * schedule(scheduler.last_epoch)
         start_epoch, result.steps, result.losses = state["epoch"], state["step"], state["losses"]
+        result.epochs_done = start_epoch
+    # Batches of the epoch to resume already trained (a run --max-steps stopped inside it).
+    skip = max(0, result.steps - start_epoch * steps_per_epoch)
     rng = random.Random(config.seed)
     for _ in range(start_epoch):  # the same batch order as an uninterrupted run
         _batches(encoded, config.batch_size, rng)
@@ -261,9 +270,12 @@ def train(
     bar = tqdm(total=total, initial=result.steps, desc="finetune", unit="step", disable=not progress)
     try:
         for epoch in range(start_epoch, config.epochs):
-            for idx in _batches(encoded, config.batch_size, rng):
+            batches = _batches(encoded, config.batch_size, rng)
+            ran = skip if epoch == start_epoch else 0
+            for idx in batches[ran:]:
                 if result.steps >= total:
                     break
+                ran += 1
                 # Micro-batches of similar length (little padding); the mean over the whole
                 # batch's answer tokens is the same loss as one big forward pass, in a fraction
                 # of the activation memory.
@@ -287,7 +299,9 @@ def train(
                 bar.update(1)
                 if on_step is not None:
                     on_step(result.steps, value)
-            result.epochs_done = epoch + 1
+            if ran == len(batches):
+                result.epochs_done = epoch + 1
+            # Also where --max-steps cut the epoch: the state says the step, --resume goes on from it.
             _save_checkpoint(model, optimizer, scheduler, ckpt_dir / f"epoch-{epoch + 1}", result, config)
             if result.steps >= total:
                 break

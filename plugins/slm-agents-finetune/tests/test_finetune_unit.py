@@ -251,3 +251,21 @@ def test_no_progress_also_hides_the_gguf_dequantization_bar(monkeypatch: Any, ca
     assert "de-quantizing" not in capsys.readouterr().err
     assert load_base(tmp_path / "m.gguf", progress=True) == "model"
     assert "de-quantizing" in capsys.readouterr().err  # with progress the bar shows, so the check sees it
+
+
+def test_resume_after_max_steps_mid_epoch_continues_from_that_step(tmp_path: Path) -> None:
+    """--max-steps stopping inside an epoch leaves a checkpoint; --resume trains the rest of that
+    epoch, as an uninterrupted run does (it treated the cut epoch as finished and trained nothing)."""
+    from slm_agents_finetune.train import train
+
+    encoded = [([1, 5, 9, 13, 2, 7, 3], [IGNORE, IGNORE, IGNORE, IGNORE, 2, 7, 3]),
+               ([1, 6, 10, 2, 8], [IGNORE, IGNORE, IGNORE, 2, 8]),
+               ([1, 4, 11, 12, 14, 2, 9, 3], [IGNORE] * 5 + [2, 9, 3])]
+    settings = {"epochs": 1, "batch_size": 1, "micro_batch": 1, "precision": "fp32", "dropout": 0.0}
+    _, whole = train(_tiny_llama(), encoded, TrainConfig(**settings), tmp_path / "whole", progress=False)
+    _, cut = train(_tiny_llama(), encoded, TrainConfig(**settings, max_steps=1), tmp_path / "cut", progress=False)
+    assert (cut.steps, cut.epochs_done) == (1, 0) and (tmp_path / "cut" / "epoch-1" / "state.pt").is_file()
+    _, resumed = train(_tiny_llama(), encoded, TrainConfig(**settings), tmp_path / "cut", resume=True, progress=False)
+    assert (whole.steps, whole.epochs_done) == (3, 1)
+    assert (resumed.steps, resumed.epochs_done) == (3, 1)
+    assert resumed.losses == pytest.approx(whole.losses, rel=1e-4)
