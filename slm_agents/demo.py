@@ -11,7 +11,6 @@ is printed (part, route, tool call or SQL, rows, latency) and captured; the demo
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -187,7 +186,9 @@ def show_loop(db_path: str | os.PathLike[str], *, echo: Callable[[str], None] = 
     """Print what ``slm-agents stats``, ``tasks`` and ``export`` say about a capture file.
 
     Runs the CLI's own commands in-process (the same code and output as on the command line).
-    The export keeps the LLM's answers and the SLM answers whose SQL ran (label ``verified``).
+    The export keeps the LLM's answers and the SLM answers whose SQL ran (label ``verified``). It
+    goes to ``export_dir``, by default the folder ``slm_agents_export`` beside the capture file,
+    which each run replaces (its files, not the folder's other contents).
 
     Returns:
         ``{"export_dir", "files": {name: lines}}``.
@@ -197,13 +198,13 @@ def show_loop(db_path: str | os.PathLike[str], *, echo: Callable[[str], None] = 
     from .cli_capture import stats_command
     from .cli_loop import export_command, tasks_command
 
-    out = Path(export_dir) if export_dir is not None else Path(tempfile.mkdtemp(prefix="slm-agents-export-"))
+    out = Path(export_dir) if export_dir is not None else Path(db_path).absolute().parent / "slm_agents_export"
     db = str(db_path)
     commands = [
         (stats_command, ["--db", db]),
         (tasks_command, ["--db", db]),
         (export_command, ["--db", db, "-o", str(out), "--route", "llm", "--route", "slm", "--label", "verified",
-                          "--no-progress"]),
+                          "--no-progress", "--force"]),
     ]
     for command, args in commands:
         echo(f"\n$ slm-agents {command.name} {' '.join(args)}")

@@ -72,6 +72,18 @@ def test_run_demo_prints_each_step_and_show_loop_exports(tmp_path: Path) -> None
     assert "$ slm-agents export --db" in joined
 
 
+def test_show_loop_exports_beside_the_capture_file_and_replaces_its_last_export(tmp_path: Path) -> None:
+    # Before: every run (the tests' too) left a new /tmp/slm-agents-export-* folder behind.
+    store = CaptureStore(tmp_path / "c.db", redactor=None)
+    run_demo(FakeRuntime(lookup("customers", "SELECT name FROM customers WHERE city = 'Paris'")), None,
+             ["Which customers live in Paris?"], store=store, echo=lambda line: None)
+    store.close()
+    first = show_loop(tmp_path / "c.db", echo=lambda line: None)
+    again = show_loop(tmp_path / "c.db", echo=lambda line: None)  # no "already exists" refusal
+    assert first["export_dir"] == again["export_dir"] == tmp_path / "slm_agents_export"
+    assert again["files"] == first["files"] and first["files"]["train.jsonl"] + first["files"]["validation.jsonl"] == 3
+
+
 def test_cli_demo_with_a_fake_server_is_not_needed_for_help() -> None:
     result = CliRunner().invoke(cli, ["demo", "--help"])
     assert result.exit_code == 0 and "Query Writer" in result.output and "--max-fixes" in result.output
