@@ -47,3 +47,12 @@ def test_every_xfail_is_strict_and_says_why() -> None:
             args = match.group(1)
             assert "reason=" in args and "strict=False" not in args, f"{path}: xfail without a reason, or not strict"
         assert runtime_xfail not in text, f"{path}: xfail at run time cannot be strict; mark the test instead"
+
+
+def test_ci_type_checks_both_plugins_before_the_readme_test_command() -> None:
+    text = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    lines = [line for line in text.splitlines() if line.strip()]
+    plugin_mypy = [i for i, line in enumerate(lines)
+                   if ".venv/bin/mypy plugins/slm-agents-finetune/slm_agents_finetune "
+                      "plugins/slm-agents-gateway/slm_agents_gateway" in line]
+    assert plugin_mypy and plugin_mypy[-1] < len(lines) - 1

@@ -144,7 +144,7 @@ def conversations(n: int, *, phrasing: str = "train", seed: int = 0, answer_shar
         v = _values(r, phrasing)
         text = r.choice(_PHRASINGS[phrasing][name]).format(**v)
         args = _arguments(name, v)
-        messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]
+        messages: list[dict[str, Any]] = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]
         call_id = f"call_{made}"
         call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
         yield Step("call", messages, {"role": "assistant", "content": None, "tool_calls": [call]})

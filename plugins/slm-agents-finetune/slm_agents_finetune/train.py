@@ -224,7 +224,8 @@ def train(
     random.seed(config.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     use_bf16 = config.precision == "bf16" or (config.precision == "auto" and bf16_supported())
-    lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,
+    # peft annotates lora_alpha as int but only ever divides it by r: a float scale works as given
+    lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=config.dropout,  # type: ignore[arg-type]
                       target_modules=list(config.targets), bias="none", task_type="CAUSAL_LM")
     model = get_peft_model(base, lora).to(device)
     if config.gradient_checkpointing:

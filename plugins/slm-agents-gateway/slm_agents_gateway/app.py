@@ -466,9 +466,9 @@ class Gateway:
                 else:
                     chunk: StreamChunk | None = first
                     while chunk is not None:
-                        delta = proto.delta_of(chunk)
-                        if delta is not None:
-                            yield _sse(proto.chunk_body(cid=cid, model=req.model, created=created, delta=delta))
+                        piece = proto.delta_of(chunk)
+                        if piece is not None:
+                            yield _sse(proto.chunk_body(cid=cid, model=req.model, created=created, delta=piece))
                         if chunk.completion is not None:
                             final = chunk.completion
                         chunk = await upstream.__anext__() if final is None else None

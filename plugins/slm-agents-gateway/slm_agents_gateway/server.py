@@ -67,8 +67,10 @@ def serve(gateway: Gateway, *, host: str = "127.0.0.1", port: int = 8000, shutdo
         logging.basicConfig(format="%(levelname)s:     %(message)s")
     for name in ("slm_agents_gateway", "slm_agents.capture"):
         logging.getLogger(name).setLevel(logging.INFO)
+    # uvicorn annotates timeout_graceful_shutdown as int but waits with asyncio: seconds as a float work
     config = uvicorn.Config(gateway.app, host=host, port=port, lifespan="on", access_log=access_log,
-                            log_level=log_level, timeout_graceful_shutdown=shutdown_timeout, server_header=False)
+                            log_level=log_level, server_header=False,
+                            timeout_graceful_shutdown=shutdown_timeout)  # type: ignore[arg-type]
     uvicorn.Server(config).run()
 
 
@@ -201,7 +203,7 @@ def serve_command(host: str, port: int, model_path: str | None, lora: str | None
                       max_concurrency=max_concurrency, shadow=shadow)
     where = Path(store.path) if store is not None and store.path else None
     click.echo(f"slm-agents serve: SLM {getattr(slm, 'model_name', '?')}, "
-               f"LLM {llm.model_name + ' at ' + llm_base_url if llm is not None else 'none (answers stay on the SLM)'}, "
+               f"LLM {f'{llm.model_name} at {llm_base_url}' if llm is not None else 'none (answers stay on the SLM)'}, "
                f"capture {where or 'off'}, auth {'on' if api_key else 'off'}")
     click.echo(f"OpenAI base URL: http://{host if ':' not in host else f'[{host}]'}:{port}/v1")
     serve(gateway, host=host, port=port, shutdown_timeout=shutdown_timeout, access_log=access_log)
