@@ -120,8 +120,11 @@ def test_a_timeout_ends_one_request_and_not_the_others(rt: LlamaCppRuntime) -> N
 
     worker = threading.Thread(target=long_one)
     worker.start()
+    # an answer that runs to its 400 tokens (~2.6 s alone): the counting prompt's answer ends after 25
+    # tokens, which a warm cache served within 0.3 s, so the timeout sometimes never came
+    story = [{"role": "user", "content": "Write a long story about a dragon who learns to cook."}]
     with pytest.raises(GenerationTimeout):
-        rt.complete(messages, max_tokens=400, timeout=0.3)
+        rt.complete(story, max_tokens=400, timeout=0.3)
     worker.join(timeout=120)
     assert results["long"].content == alone.content and results["long"].usage == alone.usage
     assert rt.stats()["slots_busy"] == 0
