@@ -11,20 +11,28 @@ from typing import Any
 import click
 
 from . import __version__
-from .cli_capture import FiniteFloat, one_line_errors
+from .cli_capture import FiniteFloat, one_line_errors, safe_text
 from .errors import SLMAgentsError
 
 __all__ = ["cli"]
 
 
 class _Group(click.Group):
-    """Shows SLMAgentsError messages (which say how to fix the problem) without a traceback."""
+    """Shows SLMAgentsError messages (which say how to fix the problem) without a traceback.
+
+    Every error line is printed through :func:`safe_text`: messages quote captured values (task
+    names, ids), whose terminal escape codes are shown, never obeyed.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except SLMAgentsError as e:
-            raise click.ClickException(str(e)) from e
+            raise click.ClickException(safe_text(str(e))) from e
+        except click.ClickException as e:
+            if type(e) is not click.ClickException or safe_text(e.message) == e.message:
+                raise  # usage errors quote values with repr(): escapes already shown
+            raise click.ClickException(safe_text(e.message)) from e
 
 
 @click.group(cls=_Group)

@@ -60,6 +60,9 @@ def open_capture_file(db_path: str | None, *, write: bool = False) -> Any:
             applied = {r[0] for r in conn.execute(
                 "SELECT name FROM _sqlite_migrations WHERE migration_set = ?", [migrations.name])}
         known = {m.name for m in migrations._migrations}
+        if migrations._migrations[0].name not in applied:  # every capture DB starts with m001 (it made calls)
+            raise click.ClickException(f"{path} is not a slm-agents capture database (its calls table was not "
+                                       "made by slm-agents: no schema record)")
         if applied - known:
             raise click.ClickException(
                 f"{path} was written by a newer slm-agents (schema {sorted(applied - known)[-1]}); "
@@ -177,7 +180,7 @@ def one_line_errors(f: Any) -> Any:
         except sqlite3.Error as e:
             text = str(e)
             hint = " (the file is read-only: copy it somewhere writable)" if "readonly" in text else ""
-            raise click.ClickException(f"database error: {text}{hint}") from e
+            raise click.ClickException(f"database error{_in_db()}: {text}{hint}") from e
         except OSError as e:
             if e.filename:
                 raise click.ClickException(f"cannot write {e.filename}: {e.strerror or e}") from e
@@ -188,6 +191,18 @@ def one_line_errors(f: Any) -> Any:
             raise click.ClickException(str(e)) from e
 
     return wrapper
+
+
+def _in_db() -> str:
+    """`` in PATH`` for the running command's ``--db`` (so a corrupt page names its file), else ``""``."""
+    ctx = click.get_current_context(silent=True)
+    while ctx is not None:
+        if "db_path" in ctx.params:
+            from .capture._paths import resolve_path
+
+            return f" in {resolve_path(ctx.params['db_path'] or (ctx.obj or {}).get('db_path'))}"
+        ctx = ctx.parent
+    return ""
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:

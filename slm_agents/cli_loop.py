@@ -289,11 +289,11 @@ def eval_command(db_path: str | None, task_id: str | None, model_path: tuple[str
                  _fmt(r.tasks[t].args_exact_match, True), _fmt(r.tasks[t].abstention_accuracy, True),
                  _fmt(r.tasks[t].readiness, True), r.tasks[t].recommendation, f"{c.size_bytes / 1e6:.0f} MB"]
                 for t in tasks for c in candidates if t in (r := reports[c.label]).tasks]
-        click.echo(_table(rows, ["task", "candidate", "n", "tool", "args", "abstain", "ready", "recommendation",
-                                 "size"]))
+        click.echo(safe_text(_table(rows, ["task", "candidate", "n", "tool", "args", "abstain", "ready",
+                                           "recommendation", "size"])))
         click.echo("")
         for t, b in best.items():
-            click.echo(f"{t}: " + (f"use {b.label} (the smallest that can take it)" if b
+            click.echo(safe_text(f"{t}: ") + (f"use {b.label} (the smallest that can take it)" if b
                                    else "keep on LLM (no candidate can take it)"))
         return
     if as_json:
@@ -303,8 +303,8 @@ def eval_command(db_path: str | None, task_id: str | None, model_path: tuple[str
              _fmt(t.schema_validity, True), _fmt(t.abstention_accuracy, True), f"{t.latency_p50_ms:.0f}",
              f"{t.tokens_per_s:.1f}", _fmt(t.readiness, True), t.recommendation,
              _fmt(t.threshold)] for t in report.tasks.values()]
-    click.echo(_table(rows, ["task", "n", "tool", "args", "schema", "abstain", "p50 ms", "tok/s", "ready",
-                             "recommendation", "threshold"]))
+    click.echo(safe_text(_table(rows, ["task", "n", "tool", "args", "schema", "abstain", "p50 ms", "tok/s", "ready",
+                                       "recommendation", "threshold"])))
 
 
 def _candidates(model_paths: tuple[str, ...], lora_paths: tuple[str, ...], base_url: str | None) -> list[Any]:
@@ -385,7 +385,7 @@ def calibrate_command(db_path: str | None, task_id: str | None, max_wrong: float
         return
     rows = [[c.task, str(c.n), _fmt(c.accuracy, True), _fmt(c.threshold), _fmt(c.coverage, True),
              _fmt(c.wrong_rate, True), c.recommendation] for c in calibrations.values()]
-    click.echo(_table(rows, ["task", "n", "accuracy", "threshold", "kept", "wrong kept", "recommendation"]))
+    click.echo(safe_text(_table(rows, ["task", "n", "accuracy", "threshold", "kept", "wrong kept", "recommendation"])))
     click.echo(f"\nWrote {sum(c.threshold is not None for c in calibrations.values())} threshold(s) to {path}. "
                f"Use it with EscalationPolicy.load({str(path)!r}) or SLM_AGENTS_POLICY={path}.")
 
@@ -410,7 +410,7 @@ def _calibrate_decisions(db_path: str | None, task_id: str | None, cases_path: s
         return
     rows = [[task, str(d["n"]), _fmt(d["balanced_accuracy"], True), _fmt(d["threshold"]), _fmt(d["margin"])]
             for task, d in decisions.items()]
-    click.echo(_table(rows, ["task", "n", "balanced accuracy", "threshold", "margin"]))
+    click.echo(safe_text(_table(rows, ["task", "n", "balanced accuracy", "threshold", "margin"])))
     click.echo(f"\nWrote {len(decisions)} decision setting(s) to {path} (tasks whose cases all call, or all "
                "answer, cannot be calibrated and are left out).")
 

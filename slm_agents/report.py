@@ -61,9 +61,15 @@ _MAX_LABEL = 40
 
 
 def _label(text: Any) -> str:
-    """A chart label: captured text shortened (matplotlib escapes it in the SVG; math is off)."""
+    """A chart label: captured text shortened, escape codes shown (matplotlib escapes it in the SVG; math is off).
+
+    Control characters are made visible as in the CLI (``\\x1b``): a font has no glyph for them, and
+    matplotlib's warning about it would print them raw to the terminal.
+    """
+    from .cli_capture import safe_text
+
     value = "(none)" if text is None or text == "" else str(text)
-    value = " ".join(value.split())
+    value = safe_text(" ".join(value.split()))
     return value if len(value) <= _MAX_LABEL else value[: _MAX_LABEL - 1] + "…"
 
 

@@ -204,7 +204,7 @@ def _percentiles(db: Database, group: str) -> dict[Any, tuple[float | None, floa
             SELECT {group} AS g, latency_ms,
                    ROW_NUMBER() OVER (PARTITION BY {group} ORDER BY latency_ms) AS rn,
                    COUNT(*) OVER (PARTITION BY {group}) AS n
-            FROM calls WHERE latency_ms IS NOT NULL)
+            FROM calls WHERE typeof(latency_ms) IN ('integer', 'real'))  -- a number, not text
         SELECT g,
                MAX(CASE WHEN rn = MAX(1, (n * 50 + 99) / 100) THEN latency_ms END),
                MAX(CASE WHEN rn = MAX(1, (n * 95 + 99) / 100) THEN latency_ms END)

@@ -1,0 +1,121 @@
+"""Issue 13 audit: inputs the first round of fixes missed (each test fails on the code before it).
+
+A foreign SQLite file with its own ``calls`` table, a corrupt data page behind a good first page,
+text where figures belong, and terminal escape codes in error lines, calibrate tables and chart labels.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from slm_agents.capture import CaptureStore
+from slm_agents.cli import cli
+
+ESC = "\x1b[31mRED\x1b[0m \x1b]8;;http://evil.example/\x1b\\link\x1b]8;;\x1b\\ \x1b]0;title\x07 \x9b31m"
+RAW = ("\x1b", "\x07", "\x9b")
+TOOLS = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
+
+
+def _run(*args: str):
+    return CliRunner().invoke(cli, list(args), catch_exceptions=True)
+
+
+def _one_line_error(result, *needles: str) -> None:
+    assert result.exit_code != 0, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("Error:"), result.output
+    for needle in needles:
+        assert needle in result.output, result.output
+
+
+def _shadow_db(path, task: str, n: int = 30):
+    with CaptureStore(path, redactor=None) as store:
+        for i in range(n):
+            call = [{"id": f"c{i}", "type": "function",
+                     "function": {"name": "get_weather", "arguments": json.dumps({"city": f"P{i}"})}}]
+            llm = store.log({"messages": [{"role": "user", "content": f"weather {i}"}], "tools": TOOLS,
+                             "route": "llm", "task": task, "model": "gpt", "tool_calls": call})
+            shadow = store.log({"messages": [{"role": "user", "content": f"weather {i}"}], "tools": TOOLS,
+                                "route": "shadow", "task": task, "model": "smol", "tool_calls": call if i % 3 else [],
+                                "confidence": (i % 10) / 10, "latency_ms": 10.0 + i})
+            store.link_escalation(shadow, llm, "shadow")
+    return path
+
+
+def _tables(path) -> list[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master"))
+    finally:
+        conn.close()
+
+
+def test_a_foreign_sqlite_file_with_a_calls_table_is_refused_and_left_unchanged(tmp_path):
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE calls (x)")
+    conn.commit()
+    conn.close()
+    db = str(other)
+    commands = [["stats", "--db", db], ["calls", "--db", db], ["call", "x", "--db", db], ["tasks", "--db", db],
+                ["export", "--db", db, "-o", str(tmp_path / "exp")], ["eval", "--db", db],
+                ["calibrate", "--db", db, "--from", "shadow", "-o", str(tmp_path / "p.json")],
+                ["report", "--db", db, "-o", str(tmp_path / "r.html")], ["merge", db, "-o", str(tmp_path / "m.db")]]
+    for args in commands:  # was: tasks/export/eval/calibrate added _sqlite_migrations, then "table calls already exists"
+        _one_line_error(_run(*args), db, "not a slm-agents capture database")
+    assert _tables(other) == ["calls"]
+    assert not (tmp_path / "m.db").exists()  # merge took it as an empty capture file (0 calls, exit 0)
+
+
+def test_a_corrupt_data_page_behind_a_good_first_page_names_the_file(tmp_path):
+    path = _shadow_db(tmp_path / "cap.db", "weather", n=200)
+    raw = bytearray(path.read_bytes())
+    size = int.from_bytes(raw[16:18], "big")
+    pages = len(raw) // size
+    for page in range(pages // 2, pages):  # page 1 (the schema) stays readable: the file opens
+        for k in range(8, size, 50):
+            raw[page * size + k] ^= 0x5A
+    path.write_bytes(bytes(raw))
+    for args in (["stats"], ["calls"], ["report", "-o", str(tmp_path / "r.html")]):
+        _one_line_error(_run(*args, "--db", str(path)), str(path), "malformed")  # was: "database error: ..." only
+
+
+def test_text_where_figures_belong_gives_no_traceback(tmp_path):
+    path = _shadow_db(tmp_path / "cap.db", "weather")
+    conn = sqlite3.connect(path)  # as another tool could leave it: text in REAL/INTEGER columns
+    conn.execute("UPDATE calls SET latency_ms = 'NaN', confidence = 'inf', input_tokens = 'lots'")
+    conn.commit()
+    conn.close()
+    db = str(path)
+    for args in (["stats", "--db", db], ["tasks", "--db", db], ["report", "--db", db, "-o", str(tmp_path / "r.html")],
+                 ["calibrate", "--db", db, "--from", "shadow", "-o", str(tmp_path / "p.json")]):
+        result = _run(*args)
+        assert result.exit_code == 0 and result.exception is None, (args, result.output, result.exception)
+    assert "latency p50 -" in _run("stats", "--db", db).output  # no number to take a percentile of
+
+
+def test_escape_codes_in_task_names_are_shown_not_obeyed_in_error_lines_and_calibrate_tables(tmp_path):
+    path = _shadow_db(tmp_path / "cap.db", "task " + ESC)
+    assert _run("tasks", "--db", str(path)).exit_code == 0  # clusters: the task gets its name
+    result = _run("export", "--db", str(path), "--task", "nope", "-o", str(tmp_path / "e"))
+    _one_line_error(result, "no task", "\\x1b[31mRED")  # the error lists the known tasks' names
+    assert not any(ch in result.output for ch in RAW), result.output
+    result = _run("calibrate", "--db", str(path), "--from", "shadow", "-o", str(tmp_path / "p.json"))
+    assert result.exit_code == 0, result.output
+    assert "task \\x1b[31mRED" in result.output and not any(ch in result.output for ch in RAW), result.output
+
+
+def test_report_chart_labels_show_escape_codes_and_nothing_raw_reaches_the_terminal(tmp_path):
+    pytest.importorskip("matplotlib", reason="the report's charts need the loop extra")
+    path = _shadow_db(tmp_path / "cap.db", "task " + ESC)
+    out = tmp_path / "r.html"
+    result = _run("report", "--db", str(path), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert not any(ch in result.output for ch in RAW), result.output  # was: matplotlib's missing-glyph warning
+    charts = "".join(part.split("</svg>")[0] for part in out.read_text(encoding="utf-8").split("<svg")[1:])
+    assert "\x1b" not in charts and "task \\x1b[31mRED" in charts
