@@ -81,8 +81,9 @@ class CaptureStats:
 
 
 def _create_private(path: Path) -> bool:
-    """Create ``path`` with mode 0600 if missing; True when this call created it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Create ``path`` with mode 0600 if missing (and its missing folders 0700); True when this call created it."""
+    for folder in reversed([p for p in (path.parent, *path.parent.parents) if not p.exists()]):
+        folder.mkdir(mode=0o700, exist_ok=True)  # each one: mkdir(parents=True) gives the parents 0755
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -119,3 +119,21 @@ def test_report_chart_labels_show_escape_codes_and_nothing_raw_reaches_the_termi
     assert not any(ch in result.output for ch in RAW), result.output  # was: matplotlib's missing-glyph warning
     charts = "".join(part.split("</svg>")[0] for part in out.read_text(encoding="utf-8").split("<svg")[1:])
     assert "\x1b" not in charts and "task \\x1b[31mRED" in charts
+
+
+def test_folders_the_store_creates_are_0700_and_its_files_0600(tmp_path, monkeypatch):
+    import os
+    import stat
+
+    monkeypatch.chdir(tmp_path)
+    old = os.umask(0o022)  # a usual umask: mkdir(parents=True) made the parents 0755
+    try:
+        with CaptureStore("new/sub/cap.db", redactor=None) as store:
+            store.log({"messages": [{"role": "user", "content": "x"}], "route": "llm"})
+            assert store.flush(30)
+            modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "new" / "sub").iterdir()}
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "new" / "sub").stat().st_mode) == 0o700
+    assert modes and set(modes.values()) == {0o600}, modes  # cap.db and its -wal/-shm
