@@ -149,7 +149,12 @@ def model_info(model_path: str | os.PathLike[str] | None = None) -> ModelInfo:
         from llama_cpp import Llama
     except ImportError as e:
         raise missing_extra("llama-cpp-python", "llamacpp") from e
-    llm = Llama(model_path=str(path), vocab_only=True, verbose=False)
+    try:
+        llm = Llama(model_path=str(path), vocab_only=True, verbose=False)
+    except (ValueError, RuntimeError) as e:  # as the runtime says it: one line naming the file
+        raise ModelNotFound(
+            f"llama.cpp could not read {path}: {e}. Check that it is a GGUF file this llama-cpp-python supports."
+        ) from e
     try:
         return info_from_metadata(path, dict(llm.metadata))
     finally:

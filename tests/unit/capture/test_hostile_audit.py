@@ -137,3 +137,11 @@ def test_folders_the_store_creates_are_0700_and_its_files_0600(tmp_path, monkeyp
     assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "new" / "sub").stat().st_mode) == 0o700
     assert modes and set(modes.values()) == {0o600}, modes  # cap.db and its -wal/-shm
+
+
+@pytest.mark.parametrize("content", [b"", b"hello, not a model\n" * 20, bytes(range(256)) * 8])
+def test_models_with_a_file_that_is_not_gguf_is_one_line_naming_it(tmp_path, content):
+    pytest.importorskip("llama_cpp", reason="models reads GGUF metadata through llama-cpp-python")
+    bad = tmp_path / "not-a-model.gguf"
+    bad.write_bytes(content)
+    _one_line_error(_run("models", "--model-path", str(bad)), str(bad), "GGUF")  # was: llama_cpp's ValueError traceback
