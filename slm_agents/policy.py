@@ -322,10 +322,17 @@ class EscalationPolicy:
         if not isinstance(data, dict):
             raise InvalidRequest(f"policy file {path} must hold a JSON object (as EscalationPolicy.save writes)")
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for key in ("slm_tasks", "llm_tasks"):
+            value = known.get(key)
+            if value is not None and not (isinstance(value, list) and all(isinstance(t, str) for t in value)):
+                raise InvalidRequest(f"policy file {path}: {key} must be a list of task names, got {value!r}")
         if known.get("slm_tasks") is not None:
             known["slm_tasks"] = set(known["slm_tasks"])
         known["llm_tasks"] = set(known.get("llm_tasks") or [])
-        return cls(**known)
+        try:
+            return cls(**known)
+        except InvalidRequest as e:  # the constructor's check, with the file it came from
+            raise InvalidRequest(f"policy file {path}: {e}") from e
 
     @classmethod
     def from_env(cls, **overrides: Any) -> EscalationPolicy:

@@ -145,3 +145,16 @@ def test_models_with_a_file_that_is_not_gguf_is_one_line_naming_it(tmp_path, con
     bad = tmp_path / "not-a-model.gguf"
     bad.write_bytes(content)
     _one_line_error(_run("models", "--model-path", str(bad)), str(bad), "GGUF")  # was: llama_cpp's ValueError traceback
+
+
+@pytest.mark.parametrize(("policy", "needle"), [
+    ({"slm_tasks": 5}, "slm_tasks must be a list of task names"),  # was: TypeError traceback
+    ({"llm_tasks": "weather"}, "llm_tasks must be a list of task names"),  # was: a set of its letters
+    ({"confidence_threshold": float("inf")}, "confidence_threshold"),  # was: the line did not name the file
+])
+def test_a_bad_policy_file_is_one_line_naming_it(tmp_path, policy, needle):
+    db = _shadow_db(tmp_path / "cap.db", "weather")
+    path = tmp_path / "policy.json"
+    path.write_text(json.dumps(policy), encoding="utf-8")
+    _one_line_error(_run("calibrate", "--db", str(db), "--from", "shadow", "-o", str(path)), str(path), needle)
+    assert json.loads(path.read_text(encoding="utf-8")) == policy  # left as it was
