@@ -179,10 +179,11 @@ def to_float(value: Any) -> float | None:
 
 
 def to_int(value: Any) -> int | None:
-    """``int(value)``, or None when it is missing or not a number."""
+    """``int(value)``, or None when it is missing, not a number, or past SQLite's 64-bit integers."""
     if value is None or isinstance(value, bool):
         return None
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError, OverflowError):
         return None
+    return number if -(2**63) <= number < 2**63 else None  # larger would fail the whole record's insert

@@ -158,3 +158,14 @@ def test_a_bad_policy_file_is_one_line_naming_it(tmp_path, policy, needle):
     path.write_text(json.dumps(policy), encoding="utf-8")
     _one_line_error(_run("calibrate", "--db", str(db), "--from", "shadow", "-o", str(path)), str(path), needle)
     assert json.loads(path.read_text(encoding="utf-8")) == policy  # left as it was
+
+
+@pytest.mark.parametrize("tokens", [10**30, 1e30, -(2**70)])
+def test_a_token_count_past_64_bits_is_left_out_not_the_whole_record(tmp_path, tokens):
+    with CaptureStore(tmp_path / "cap.db", redactor=None) as store:
+        cid = store.log({"messages": [{"role": "user", "content": "x"}], "route": "llm", "input_tokens": tokens,
+                         "output_tokens": 7})
+        assert store.flush(30)
+        row = store.db["calls"].get(cid)  # was: OverflowError, the record counted failed and lost
+        assert store.stats.failed == 0
+    assert row["input_tokens"] is None and row["output_tokens"] == 7
