@@ -100,7 +100,9 @@ def report_data(db: Database, prices: Prices | None = None, *,
         if parsed is not None:
             times.append((parsed, route or "other"))
     latencies: dict[str, list[float]] = defaultdict(list)
-    for route, ms in db.execute("SELECT route, latency_ms FROM calls WHERE latency_ms IS NOT NULL").fetchall():
+    for route, ms in db.execute(  # numbers only, finite: text or inf from another tool would break the chart
+            "SELECT route, latency_ms FROM calls WHERE typeof(latency_ms) IN ('integer', 'real') "
+            "AND abs(latency_ms) < 9e999").fetchall():
         latencies[route or "other"].append(float(ms))
     # Per task: what the SLM kept, what needed the LLM (escalated, or no LLM was there), what the LLM did.
     tasks = [dict(r) for r in db.query(

@@ -169,3 +169,20 @@ def test_a_token_count_past_64_bits_is_left_out_not_the_whole_record(tmp_path, t
         row = store.db["calls"].get(cid)  # was: OverflowError, the record counted failed and lost
         assert store.stats.failed == 0
     assert row["input_tokens"] is None and row["output_tokens"] == 7
+
+
+
+def test_report_leaves_out_latencies_that_are_text_or_infinite(tmp_path):
+    import warnings
+
+    pytest.importorskip("matplotlib", reason="the report's charts need the loop extra")
+    path = _shadow_db(tmp_path / "cap.db", "weather")
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE calls SET latency_ms = 'slow' WHERE rowid % 3 = 0")  # was: ValueError traceback
+    conn.execute("UPDATE calls SET latency_ms = ? WHERE rowid % 3 = 1", [float("inf")])  # was: numpy RuntimeWarning
+    conn.commit()
+    conn.close()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a warning inside the report fails the command here
+        result = _run("report", "--db", str(path), "-o", str(tmp_path / "r.html"))
+    assert result.exit_code == 0 and result.exception is None, (result.output, result.exception)
