@@ -324,7 +324,8 @@ def _show(db_path: str | None, call_id: str) -> None:
 @click.option("--route", help="Only this route: slm, llm or shadow.")
 @click.option("--task", help="Only this task.")
 @click.option("--model", help="Only this model.")
-@click.option("--limit", "-n", type=int, default=20, show_default=True, help="How many, newest first.")
+@click.option("--limit", "-n", type=click.IntRange(0, 2**63 - 1), default=20, show_default=True,
+              help="How many, newest first.")
 @_json_option
 @click.pass_context
 @one_line_errors

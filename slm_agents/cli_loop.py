@@ -41,9 +41,10 @@ def _runtime_options(f: Any, candidates: bool = False) -> Any:
         click.option("--model", "model_name", default=None, help="Model name on that server."),
         click.option("--cases", "cases_path", type=click.Path(exists=True, dir_okay=False), default=None,
                      help='Evaluate a JSONL file of {"messages", "tools", "expected"} instead of captured calls.'),
-        click.option("--limit", type=int, default=None,
+        click.option("--limit", type=click.IntRange(1, 2**63 - 1), default=None,
                      help="Most cases per task (default: 50 captured cases; every line of --cases)."),
-        click.option("--max-tokens", type=int, default=256, show_default=True, help="Cap per replayed answer."),
+        click.option("--max-tokens", type=click.IntRange(1, 2**31 - 1), default=256, show_default=True,
+                     help="Cap per replayed answer."),
     ]):
         f = option(f)
     return f

@@ -186,3 +186,13 @@ def test_report_leaves_out_latencies_that_are_text_or_infinite(tmp_path):
         warnings.simplefilter("error")  # a warning inside the report fails the command here
         result = _run("report", "--db", str(path), "-o", str(tmp_path / "r.html"))
     assert result.exit_code == 0 and result.exception is None, (result.output, result.exception)
+
+
+@pytest.mark.parametrize("args", [["calls", "-n", "99999999999999999999"], ["calls", "-n", "-5"],
+                                  ["eval", "--limit", "0"], ["eval", "--limit", "-1"], ["eval", "--max-tokens", "0"]])
+def test_counts_out_of_range_are_usage_errors(tmp_path, args):
+    db = _shadow_db(tmp_path / "cap.db", "weather", n=3)
+    # was: OverflowError traceback (-n 1e20), every call listed (-n -5: SQLite's LIMIT -5 has no limit),
+    # "no cases to evaluate" (--limit 0/-1), an empty replay (--max-tokens 0)
+    result = _run(*args, "--db", str(db))
+    assert result.exit_code == 2 and "is not in the range" in result.output, result.output
