@@ -54,8 +54,10 @@ class TrainConfig:
         for name in ("rank", "epochs", "batch_size", "max_length", "micro_batch"):
             if getattr(self, name) < 1:
                 raise InvalidRequest(f"--{name.replace('_', '-')} must be at least 1")
-        if self.lr <= 0 or self.alpha <= 0 or not 0 <= self.dropout < 1:
-            raise InvalidRequest("--lr and --alpha must be positive and --dropout in [0, 1)")
+        if not 0 < self.lr < float("inf") or not 0 < self.alpha < float("inf") or not 0 <= self.dropout < 1:
+            raise InvalidRequest("--lr and --alpha must be positive finite numbers and --dropout in [0, 1)")  # NaN too
+        if self.max_steps is not None and self.max_steps < 1:
+            raise InvalidRequest("--max-steps must be at least 1")
         if self.precision not in ("auto", "bf16", "fp32"):
             raise InvalidRequest("--precision is auto, bf16 or fp32")
         if not set(self.targets) <= set(DEFAULT_TARGETS):

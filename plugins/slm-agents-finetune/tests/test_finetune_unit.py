@@ -269,3 +269,13 @@ def test_resume_after_max_steps_mid_epoch_continues_from_that_step(tmp_path: Pat
     assert (whole.steps, whole.epochs_done) == (3, 1)
     assert (resumed.steps, resumed.epochs_done) == (3, 1)
     assert resumed.losses == pytest.approx(whole.losses, rel=1e-4)
+
+
+@pytest.mark.parametrize("options", [{"lr": float("nan")}, {"lr": float("inf")}, {"alpha": float("inf")},
+                                     {"alpha": float("nan")}, {"dropout": float("nan")}, {"max_steps": 0}])
+def test_train_config_refuses_nan_infinite_and_zero_steps(options):
+    from slm_agents_finetune.train import TrainConfig
+
+    # was: --lr nan reached torch (ValueError traceback); --alpha inf and --max-steps 0 trained and wrote a card
+    with pytest.raises(InvalidRequest, match="finite|max-steps"):
+        TrainConfig(**options)
