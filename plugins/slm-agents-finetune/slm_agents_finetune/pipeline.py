@@ -122,14 +122,18 @@ def finetune(
     base_config = base.config.to_dict()
     echo(f"loaded the base weights ({model_type}, {sum(p.numel() for p in base.parameters()) / 1e6:.1f}M "
          f"parameters) in {time.perf_counter() - started:.0f} s")
-    model, record = train(base, encoded, config, out / "checkpoints", resume=resume, progress=progress)
+    mask = os.umask(0o077)  # checkpoints/, peft/, adapter.gguf: weights trained on captured data, 0600 in 0700
+    try:
+        model, record = train(base, encoded, config, out / "checkpoints", resume=resume, progress=progress)
 
-    from peft import get_peft_model_state_dict
+        from peft import get_peft_model_state_dict
 
-    peft_dir = out / "peft"
-    model.save_pretrained(str(peft_dir))
-    n_tensors = write_adapter(get_peft_model_state_dict(model), base_config, model_type, config.alpha,
-                              out / "adapter.gguf")
+        peft_dir = out / "peft"
+        model.save_pretrained(str(peft_dir))
+        n_tensors = write_adapter(get_peft_model_state_dict(model), base_config, model_type, config.alpha,
+                                  out / "adapter.gguf")
+    finally:
+        os.umask(mask)
     del model, base
     echo(f"wrote {out / 'adapter.gguf'} ({n_tensors} adapted tensors, "
          f"{(out / 'adapter.gguf').stat().st_size / 1e6:.1f} MB) and {peft_dir}/")

@@ -120,3 +120,13 @@ def test_an_existing_output_without_force_changes_nothing(run: dict[str, Any]) -
                                       "--min-examples", "8"])
     assert result.exit_code != 0 and "--force" in result.output and "Traceback" not in result.output
     assert (run["out"] / "adapter.gguf").stat().st_mtime_ns == before
+
+
+def test_every_file_of_the_run_is_0600_and_every_folder_0700(run: dict[str, Any]) -> None:
+    import os
+    import stat
+
+    # the adapter and checkpoints are weights trained on captured data (was: 0644 files in 0755 folders)
+    modes = {str(p.relative_to(run["out"])): stat.S_IMODE(p.stat().st_mode) for p in run["out"].rglob("*")}
+    assert modes and stat.S_IMODE(os.stat(run["out"]).st_mode) == 0o700
+    assert {k: m for k, m in modes.items() if m != (0o700 if (run["out"] / k).is_dir() else 0o600)} == {}
