@@ -91,7 +91,7 @@ class Curator:
         tasks: Keep calls whose explicit ``task`` label is one of these.
         task_id: Keep the calls of this task (a ``t-…`` id or a task name from ``slm-agents tasks``).
         since: Keep calls with ``ts >= since`` (ISO date or datetime, UTC).
-        until: Keep calls with ``ts < until``.
+        until: Keep calls with ``ts < until`` (later than ``since``, else ``InvalidRequest``).
         labels: Keep calls (or calls of runs) labelled with one of these (``store.label``).
         exclude_labels: Drop calls (or calls of runs) labelled with one of these.
         successful_only: Drop errored, cancelled, cut-off and invalid calls and empty answers.
@@ -137,6 +137,8 @@ class Curator:
                             ("max_tokens", max_tokens), ("limit", limit)):
             if value is not None and value < 1:
                 raise InvalidRequest(f"{name} must be at least 1, got {value}")
+        if isinstance(since, str) and isinstance(until, str) and until <= since:  # compared as the ts column is
+            raise InvalidRequest(f"until ({until}) must be later than since ({since}): no call is in that range")
         self.db = db
         self.routes = _tuple(routes)
         self.models = _tuple(models)

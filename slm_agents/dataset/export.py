@@ -352,17 +352,17 @@ def export_dataset(
         raise InvalidRequest(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
     stratified_split([], val_fraction)  # validates the fraction before any work
     start = time.perf_counter()
+    # the filters are checked (a bad range, an unknown task) before any file or folder is written
+    curator = Curator(db, task_id=task_id, **curate) if format != "preference" else None
     out = _private_dir(out_dir, force=force)
     result = ExportResult(format=format, out_dir=out, files={
         "train": out / "train.jsonl", "validation": out / "validation.jsonl", "card": out / "README.md"})
 
     pair_stats: dict[str, int] = {}
-    curator: Curator | None = None
-    if format == "preference":
+    if curator is None:
         source: Iterable[dict[str, Any]] = preference_pairs(db, task_id=task_id, stats=pair_stats)
         total = int(db.execute("SELECT COUNT(*) FROM escalations").fetchone()[0])
     else:
-        curator = Curator(db, task_id=task_id, **curate)
         source = curator
         total = curator.count()
     body = {"openai": _openai_body, "trl": _trl_body}.get(format)

@@ -32,6 +32,16 @@ def test_since_and_until_are_validated(db_path, tmp_path, value):
         _one_line_error(result, option)
 
 
+@pytest.mark.parametrize(("since", "until"), [("2025-05-02", "2025-05-01"), ("2025-05-01", "2025-05-01"),
+                                              ("2025-05-01T12:00:00", "2025-05-01T09:00")])
+def test_an_until_not_after_since_is_an_error_not_an_empty_export(db_path, tmp_path, since, until):
+    # before: 0 rows exported, exit 0, as if nothing had been captured in the range
+    result = CliRunner().invoke(cli, ["export", "--db", str(db_path), "-o", str(tmp_path / "x"),
+                                      "--since", since, "--until", until])
+    _one_line_error(result, "must be later than since")
+    assert not (tmp_path / "x").exists()
+
+
 @pytest.mark.parametrize("option", ["--price-llm-input", "--price-slm-output"])
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1"])
 def test_nan_and_infinite_figures_are_refused(db_path, option, value):
