@@ -23,7 +23,7 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 from pydantic import BaseModel, ConfigDict, Field
 
-from slm_agents.arguments import bad_argument, resolve_policy, split_policy_fields
+from slm_agents.arguments import bad_argument, reject_unknown, resolve_policy, split_policy_fields
 from slm_agents.capture import records
 from slm_agents.errors import InvalidRequest
 from slm_agents.policy import EscalationPolicy
@@ -133,12 +133,7 @@ class ChatSLMRouter(BaseChatModel):
 
     def __init__(self, **kwargs: Any) -> None:
         overrides, kwargs = split_policy_fields(kwargs)
-        unknown = set(kwargs) - set(type(self).model_fields)
-        if unknown:
-            raise InvalidRequest(
-                f"ChatSLMRouter got unknown argument(s) {', '.join(sorted(unknown))}; it takes slm=, llm=, "
-                "policy= (and EscalationPolicy fields as keywords), shadow=, task=, capture="
-            )
+        reject_unknown("ChatSLMRouter", kwargs, type(self).model_fields)
         kwargs["policy"] = resolve_policy(kwargs.get("policy"), **overrides)
         slm = kwargs.pop("slm", None)
         if isinstance(slm, (str, os.PathLike)):

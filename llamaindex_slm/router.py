@@ -35,9 +35,8 @@ from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_ca
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import LLM, ToolSelection
 
-from slm_agents.arguments import bad_argument, resolve_policy, split_policy_fields
+from slm_agents.arguments import bad_argument, reject_unknown, resolve_policy, split_policy_fields
 from slm_agents.capture import records
-from slm_agents.errors import InvalidRequest
 from slm_agents.policy import EscalationPolicy
 from slm_agents.routing import Routed, arun_routed, run_routed
 
@@ -203,12 +202,7 @@ class RouterLLM(FunctionCallingLLM):
         **kwargs: Any,
     ) -> None:
         overrides, kwargs = split_policy_fields(kwargs)
-        unknown = set(kwargs) - set(type(self).model_fields)  # LlamaIndex's own LLM fields pass
-        if unknown:
-            raise InvalidRequest(
-                f"RouterLLM got unknown argument(s) {', '.join(sorted(unknown))}; it takes slm=, llm=, "
-                "policy= (and EscalationPolicy fields as keywords), shadow=, task=, capture="
-            )
+        reject_unknown("RouterLLM", kwargs, type(self).model_fields)  # LlamaIndex's own LLM fields pass
         resolved = resolve_policy(policy, **overrides)
         if llm is not None and not isinstance(llm, LLM):
             raise bad_argument("llm", "a LlamaIndex LLM (or None: never escalate)", llm)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import InvalidRequest
@@ -39,6 +39,28 @@ POLICY_FIELDS = frozenset(f.name for f in dataclasses.fields(EscalationPolicy))
 def bad_argument(name: str, expected: str, value: Any) -> InvalidRequest:
     """The error for ``name=value`` when ``name=`` takes ``expected``."""
     return InvalidRequest(f"{name}= takes {expected}, got {type(value).__name__}")
+
+
+def reject_unknown(owner: str, given: Iterable[str], accepted: Iterable[str]) -> None:
+    """Raise for keyword arguments ``owner`` does not take (a misspelt policy field would otherwise
+    be ignored silently). What a router takes is named in the message.
+
+    Raises:
+        InvalidRequest: ``given`` holds names not in ``accepted``.
+
+    Example:
+        >>> try:
+        ...     reject_unknown("ChatSLMRouter", ["slm", "confidence_treshold"], ["slm", "llm"])
+        ... except InvalidRequest as e:
+        ...     print(str(e).split(";")[0])
+        ChatSLMRouter got unknown argument(s) confidence_treshold
+    """
+    unknown = set(given) - set(accepted)
+    if unknown:
+        raise InvalidRequest(
+            f"{owner} got unknown argument(s) {', '.join(sorted(unknown))}; it takes slm=, llm=, "
+            "policy= (and EscalationPolicy fields as keywords), shadow=, task=, capture="
+        )
 
 
 def split_policy_fields(kwargs: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

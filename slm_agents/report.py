@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlite_utils import Database
 
+from ._terminal import safe_text
 from .capture.outcomes import outcome_readiness
 from .capture.query import Prices, stats
 from .errors import missing_extra
@@ -66,8 +67,6 @@ def _label(text: Any) -> str:
     Control characters are made visible as in the CLI (``\\x1b``): a font has no glyph for them, and
     matplotlib's warning about it would print them raw to the terminal.
     """
-    from .cli_capture import safe_text
-
     value = "(none)" if text is None or text == "" else str(text)
     value = safe_text(" ".join(value.split()))
     return value if len(value) <= _MAX_LABEL else value[: _MAX_LABEL - 1] + "…"

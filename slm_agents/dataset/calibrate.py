@@ -27,7 +27,6 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -36,6 +35,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from ..capture._utils import to_float
 from ..errors import InvalidRequest
 from ..evaluate import CaseResult, choose_threshold, compare_calls
 from ..policy import EscalationPolicy
@@ -139,8 +139,7 @@ def shadow_outcomes(db: Database, *, task_id: str | None = None) -> dict[str, li
         l_list = loads(l_calls) or []
         escalates = error_type is not None or valid == 0
         correct = (not s_list) if not l_list else compare_calls(l_list, s_list)
-        if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not math.isfinite(confidence):
-            confidence = None  # text or inf in a file edited by another tool: no confidence, as the store writes
+        confidence = to_float(confidence)  # text or inf in a file edited by another tool: none, as the store writes
         out.setdefault(key, []).append((not s_list, escalates, confidence, bool(correct and not escalates)))
     return out
 

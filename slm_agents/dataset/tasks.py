@@ -43,6 +43,7 @@ from typing import Any
 
 from sqlite_utils import Database
 
+from ..capture._utils import to_int
 from ..errors import InvalidRequest, missing_extra
 from ._rows import BlobCache, called_tools, has_table, loads, text_of
 
@@ -268,13 +269,6 @@ def _kmeans(texts: list[str], kmeans: Any, tfidf: Any, silhouette: Any, *, max_k
     return [int(x) for x in best_model.predict(matrix)]
 
 
-
-def _tokens(value: Any) -> int:
-    """A token count read from the DB; 0 when it is not a finite number (a file edited by another tool)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or abs(value) == float("inf"):
-        return 0
-    return int(value)
-
 def cluster_tasks(
     db: Database,
     *,
@@ -315,7 +309,7 @@ def cluster_tasks(
         "SELECT id, task, route, messages, tools_hash, tool_calls, input_tokens, output_tokens FROM calls ORDER BY id"
     )
     for done, (cid, task, route, messages_json, tools_hash, tool_calls_json, inp, out) in enumerate(cursor, 1):
-        info[cid] = (route, _tokens(inp), _tokens(out), None)
+        info[cid] = (route, to_int(inp) or 0, to_int(out) or 0, None)  # text or inf: 0
         tools_of[cid] = called_tools(tool_calls_json)
         if task:
             labelled[task].append(cid)
@@ -423,7 +417,7 @@ def recount_tasks(db: Database) -> list[Task]:
         f"SELECT ct.task_id, c.id, c.route, c.input_tokens, c.output_tokens, c.tool_calls "
         f"FROM {CALL_TASKS_TABLE} ct JOIN calls c ON c.id = ct.call_id ORDER BY c.id"
     ):
-        info[cid] = (route, _tokens(inp), _tokens(out), None)
+        info[cid] = (route, to_int(inp) or 0, to_int(out) or 0, None)  # text or inf: 0
         tools_of[cid] = called_tools(tool_calls_json)
         members[task_id].append(cid)
     prices = Prices.from_env()

@@ -70,6 +70,14 @@ def prepare_output(out_dir: str | os.PathLike[str], *, force: bool, resume: bool
     return out
 
 
+def _make_private(out: Path) -> None:
+    """Files under ``out`` 0600, folders 0700: checkpoints/, peft/ and adapter.gguf are weights
+    trained on captured data. (``out`` itself is made 0700 first, so nothing was ever readable by
+    others; torch and peft write with the process umask, which a library must not change.)"""
+    for path in out.rglob("*"):
+        os.chmod(path, 0o700 if path.is_dir() else 0o600)
+
+
 def _metrics(report: EvalReport) -> dict[str, Any]:
     tasks = list(report.tasks.values())
     if not tasks:
@@ -122,7 +130,6 @@ def finetune(
     base_config = base.config.to_dict()
     echo(f"loaded the base weights ({model_type}, {sum(p.numel() for p in base.parameters()) / 1e6:.1f}M "
          f"parameters) in {time.perf_counter() - started:.0f} s")
-    mask = os.umask(0o077)  # checkpoints/, peft/, adapter.gguf: weights trained on captured data, 0600 in 0700
     try:
         model, record = train(base, encoded, config, out / "checkpoints", resume=resume, progress=progress)
 
@@ -132,8 +139,8 @@ def finetune(
         model.save_pretrained(str(peft_dir))
         n_tensors = write_adapter(get_peft_model_state_dict(model), base_config, model_type, config.alpha,
                                   out / "adapter.gguf")
-    finally:
-        os.umask(mask)
+    finally:  # what was written, even by a run that failed part-way
+        _make_private(out)
     del model, base
     echo(f"wrote {out / 'adapter.gguf'} ({n_tensors} adapted tensors, "
          f"{(out / 'adapter.gguf').stat().st_size / 1e6:.1f} MB) and {peft_dir}/")
